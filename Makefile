@@ -1,0 +1,46 @@
+# The two commands a new user needs: `make demo` and `make test`.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install test test-fast lint typecheck demo kafka-up kafka-down bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+## Unit, property and agent tests: no broker needed.
+test-fast: $(STAMP)
+	$(BIN)/pytest tests/unit tests/property tests/agents -q
+
+## The whole suite: lint, types, then every tier; starts a local broker if none is running.
+test: lint typecheck
+	bash scripts/test.sh
+
+kafka-up:
+	bash scripts/kafka.sh up
+
+kafka-down:
+	bash scripts/kafka.sh down
+
+demo: $(STAMP)
+	bash scripts/demo.sh
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.replay_bench
+
+clean:
+	rm -rf .attribution-data bench/out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,20 @@
+"""The `attribution` command: worker, replay, topics, pixels, line-items, simulate, report.
+
+Conventions follow Faust's and Kafka's tools: `-l/--loglevel`, `--broker` (env KAFKA_BROKER).
+Exit codes: 0 success, 2 unusable arguments or unreadable input (with a one-line message).
+"""
+
+from __future__ import annotations
+
+import click
+
+from attribution.cli.replay_cmd import replay_cmd
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="attribution")
+def main() -> None:
+    """Streaming conversion attribution."""
+
+
+main.add_command(replay_cmd)

@@ -1,0 +1,34 @@
+"""The record contract: JSON Schemas in `schemas/`, decoding into domain objects, encoding outputs.
+
+Validation is compiled from the schemas (the single source of truth), never written by hand.
+"""
+
+from attribution.contract.codec import (
+    CONFIG_TOPICS,
+    EVENT_TOPICS,
+    INPUT_TOPICS,
+    OUTPUT_TOPICS,
+    DeadLetter,
+    dead_letter,
+    decode,
+    decode_value,
+    encode,
+    topic_of,
+)
+from attribution.contract.schemas import load_schema, schema_names, validator
+
+__all__ = [
+    "CONFIG_TOPICS",
+    "EVENT_TOPICS",
+    "INPUT_TOPICS",
+    "OUTPUT_TOPICS",
+    "DeadLetter",
+    "dead_letter",
+    "decode",
+    "decode_value",
+    "encode",
+    "load_schema",
+    "schema_names",
+    "topic_of",
+    "validator",
+]

@@ -1,0 +1,169 @@
+"""Decode input records into domain objects and encode outputs, with orjson.
+
+Topics are named by their default names (DESIGN §2.1); a deployment's prefix is applied by the
+streaming settings, never here. `decode` raises a `RecordError` subclass for a record that cannot
+be used; `dead_letter` turns that error and the original bytes into the dead-letter record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from attribution.contract.schemas import validator
+from attribution.domain import (
+    AttributedConversion,
+    Conversion,
+    LineItem,
+    Output,
+    PiggybackFire,
+    PiggybackPixel,
+    Pixel,
+    PixelLink,
+    Touch,
+    UnattributedConversion,
+)
+from attribution.errors import InvalidConfig, InvalidEncoding, InvalidJson, InvalidLineItem, RecordError
+
+EVENT_TOPICS = ("impressions", "clicks", "conversions")
+CONFIG_TOPICS = ("pixels", "line-items")
+INPUT_TOPICS = EVENT_TOPICS + CONFIG_TOPICS
+OUTPUT_TOPICS = ("attributed-conversions", "unattributed-conversions", "piggyback-fires", "dead-letters")
+
+#: Larger values are refused before parsing (Kafka's own default message limit is 1 MB).
+MAX_RECORD_BYTES = 1_048_576
+#: Dead letters carry at most this much of the original payload.
+MAX_PAYLOAD_BYTES = 4096
+
+Decoded = Touch | Conversion | Pixel | LineItem
+
+_TOPIC_OF: dict[type, str] = {
+    AttributedConversion: "attributed-conversions",
+    UnattributedConversion: "unattributed-conversions",
+    PiggybackFire: "piggyback-fires",
+}
+
+
+def topic_of(output: Output) -> str:
+    """The default output topic name of an engine output."""
+    return _TOPIC_OF[type(output)]
+
+
+def parse_json(raw: bytes) -> Any:
+    """Bytes to a JSON object (dict), or raise InvalidEncoding / InvalidJson."""
+    if len(raw) > MAX_RECORD_BYTES:
+        raise InvalidEncoding(f"record: {len(raw)} bytes, over the {MAX_RECORD_BYTES} byte limit", code="record_too_large")
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as uexc:
+            raise InvalidEncoding(f"record: not valid UTF-8 at byte {uexc.start}") from None
+        raise InvalidJson(f"record: not valid JSON ({exc})") from None
+    return value
+
+
+def _touch_decoder(kind: str, schema: str) -> Any:
+    validate = validator(schema)
+
+    def decode_touch(obj: Any) -> Touch:
+        d = validate(obj)
+        return Touch(
+            kind,  # type: ignore[arg-type]
+            d["event_id"],
+            d["user_id"],
+            d["timestamp"],
+            d["advertiser_id"],
+            d["line_item_id"],
+            d["creative_id"],
+            d["auction_id"],
+            d.get("campaign_id"),
+            d.get("imp_type", 7),
+        )
+
+    return decode_touch
+
+
+def _decode_conversion(obj: Any) -> Conversion:
+    d = _validate_conversion(obj)
+    return Conversion(
+        d["event_id"], d["pixel_id"], d["user_id"], d["timestamp"], d.get("value"), d.get("order_id"), d.get("other")
+    )
+
+
+def _decode_pixel(obj: Any) -> Pixel:
+    d = _validate_pixel(obj)
+    pbs = tuple(PiggybackPixel(p["pixel_type"], p["url"]) for p in d["piggyback_pixels"])
+    return Pixel(**{**d, "piggyback_pixels": pbs})
+
+
+def _decode_line_item(obj: Any) -> LineItem:
+    d = _validate_line_item(obj)
+    links = tuple(PixelLink(p["id"], p.get("state", "active"), p.get("post_click_revenue"), p.get("post_view_revenue")) for p in d["pixels"])
+    return LineItem(d["id"], d["advertiser_id"], d["state"], links, d.get("name"))
+
+
+_validate_conversion = validator("conversion")
+_validate_pixel = validator("pixel", InvalidConfig, defaults=True)
+_validate_line_item = validator("line_item", InvalidLineItem, defaults=True)
+
+_DECODERS: dict[str, Any] = {
+    "impressions": _touch_decoder("impression", "impression"),
+    "clicks": _touch_decoder("click", "click"),
+    "conversions": _decode_conversion,
+    "pixels": _decode_pixel,
+    "line-items": _decode_line_item,
+}
+
+
+def decode_value(topic: str, value: Any) -> Decoded:
+    """A parsed JSON value from `topic` (default name) to a domain object, or RecordError."""
+    if not isinstance(value, dict):
+        raise InvalidJson(f"record: expected a JSON object, got {_json_type(value)}", code="not_an_object")
+    result: Decoded = _DECODERS[topic](value)
+    return result
+
+
+def decode(topic: str, raw: bytes) -> Decoded:
+    """Raw record bytes from `topic` (default name) to a domain object, or RecordError."""
+    return decode_value(topic, parse_json(raw))
+
+
+def encode(record: Any) -> bytes:
+    """An output dataclass (or a plain dict) to compact JSON bytes; field order is stable."""
+    return orjson.dumps(record)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    topic: str
+    partition: int
+    offset: int
+    error: dict[str, str]
+    payload: str | None
+
+
+def dead_letter(error: RecordError, topic: str, partition: int, offset: int, raw: bytes | None) -> DeadLetter:
+    """The dead letter of a record: where it was, why (stable code + message), what it held."""
+    payload = None if raw is None else raw[:MAX_PAYLOAD_BYTES].decode("utf-8", "replace")
+    if payload is not None and len(payload.encode("utf-8")) > MAX_PAYLOAD_BYTES:
+        # Replacement characters are 3 bytes each: keep the text within the 4 KiB contract.
+        payload = payload.encode("utf-8")[:MAX_PAYLOAD_BYTES].decode("utf-8", "ignore")
+    return DeadLetter(topic, partition, offset, {"code": error.code, "message": error.message}, payload)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return type(value).__name__

@@ -1,0 +1,141 @@
+"""Pixel and line-item configuration, and the pixel status derived from both.
+
+The validation rules of a pixel (ranges, enums, piggyback types) live in `schemas/pixel.schema.json`,
+the single source of truth; `attribution.contract` checks records against it before building these
+objects. This module holds what the rules *mean*: defaults, "expiration off", windows in ms, status.
+The limits below are asserted equal to the schema's by a unit test, so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
+
+State = Literal["active", "inactive"]
+TriggerType = Literal["hybrid", "view", "click"]
+PixelType = Literal["img", "js"]
+Status = Literal["active", "paused", "inactive"]
+
+MINUTE_MS = 60_000
+DEFAULT_POST_VIEW_EXPIRE_MINS = 1_440  # 1 day
+DEFAULT_POST_CLICK_EXPIRE_MINS = 20_160  # 14 days
+MAX_POST_VIEW_EXPIRE_MINS = 43_200  # 30 days; also the window when expiration is off
+MAX_POST_CLICK_EXPIRE_MINS = 129_600  # 90 days; also the window when expiration is off
+MAX_MIN_MINUTES_PER_CONV = 32_767
+MAX_PIXELS_PER_LINE_ITEM = 20
+EVENT_CATEGORIES = (
+    "landing_page",
+    "item_view",
+    "add_to_cart",
+    "initiate_checkout",
+    "add_payment_info",
+    "purchase",
+    "lead",
+)
+
+#: The longest any pixel can look back, per touch kind: what per-user state must keep.
+LONGEST_VIEW_WINDOW_MS = MAX_POST_VIEW_EXPIRE_MINS * MINUTE_MS
+LONGEST_CLICK_WINDOW_MS = MAX_POST_CLICK_EXPIRE_MINS * MINUTE_MS
+
+
+@dataclass(frozen=True, slots=True)
+class PiggybackPixel:
+    pixel_type: PixelType
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Pixel:
+    """A conversion pixel as configured; `None`/`0` expirations are kept as given for display."""
+
+    id: int
+    advertiser_id: int
+    name: str
+    state: State = "active"
+    trigger_type: TriggerType = "hybrid"
+    post_view_expire_mins: int | None = DEFAULT_POST_VIEW_EXPIRE_MINS
+    post_click_expire_mins: int | None = DEFAULT_POST_CLICK_EXPIRE_MINS
+    min_minutes_per_conv: int | None = None
+    post_view_value: float | None = None
+    post_click_value: float | None = None
+    event_category: str | None = None
+    pixel_type: PixelType = "img"
+    piggyback_pixels: tuple[PiggybackPixel, ...] = ()
+
+    @property
+    def post_view_window_ms(self) -> int:
+        """Post-view lookback in ms; expiration off (None or 0) means the 30-day maximum."""
+        return (self.post_view_expire_mins or MAX_POST_VIEW_EXPIRE_MINS) * MINUTE_MS
+
+    @property
+    def post_click_window_ms(self) -> int:
+        """Post-click lookback in ms; expiration off (None or 0) means the 90-day maximum."""
+        return (self.post_click_expire_mins or MAX_POST_CLICK_EXPIRE_MINS) * MINUTE_MS
+
+
+@dataclass(frozen=True, slots=True)
+class PixelLink:
+    """A pixel carried by a line item, with the revenue booked per attributed conversion."""
+
+    id: int
+    state: State = "active"
+    post_click_revenue: float | None = None
+    post_view_revenue: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LineItem:
+    id: int
+    advertiser_id: int
+    state: State = "active"
+    pixels: tuple[PixelLink, ...] = ()
+    name: str | None = None
+
+
+_EMPTY: Mapping[int, PixelLink] = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class Config:
+    """A consistent snapshot of all pixels and line items.
+
+    `links` maps a pixel id to the active links that carry it, by line item id: only active line
+    items and active links are in it, so "eligible line item" and "paused" are one lookup each.
+    Build it with `Config.of(...)`; it is immutable and cheap to share.
+    """
+
+    pixels: Mapping[int, Pixel] = field(default_factory=dict)
+    line_items: Mapping[int, LineItem] = field(default_factory=dict)
+    links: Mapping[int, Mapping[int, PixelLink]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        links: dict[int, dict[int, PixelLink]] = {}
+        for item in self.line_items.values():
+            if item.state != "active":
+                continue
+            for link in item.pixels:
+                if link.state == "active":
+                    links.setdefault(link.id, {})[item.id] = link
+        object.__setattr__(self, "links", {pid: MappingProxyType(m) for pid, m in links.items()})
+
+    @classmethod
+    def of(cls, pixels: Iterable[Pixel] = (), line_items: Iterable[LineItem] = ()) -> Config:
+        return cls({p.id: p for p in pixels}, {li.id: li for li in line_items})
+
+    def active_links(self, pixel_id: int) -> Mapping[int, PixelLink]:
+        """Active links carrying the pixel on active line items, by line item id."""
+        return self.links.get(pixel_id, _EMPTY)
+
+    def status(self, pixel_id: int) -> Status | None:
+        """`inactive` by state, else `active` if an active line item carries it, else `paused`.
+
+        None for an unknown pixel.
+        """
+        pixel = self.pixels.get(pixel_id)
+        if pixel is None:
+            return None
+        if pixel.state == "inactive":
+            return "inactive"
+        return "active" if pixel_id in self.links else "paused"

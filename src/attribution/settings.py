@@ -1,0 +1,96 @@
+"""Settings, read once from the environment into a frozen object. Nothing is read at import.
+
+Every setting has an environment variable (and most a CLI flag that overrides it):
+
+| variable | default | meaning |
+|---|---|---|
+| KAFKA_BROKER | kafka://127.0.0.1:9092 | bootstrap broker URL(s), comma-separated |
+| ATTRIBUTION_TOPIC_PREFIX | "" | prefix for every topic name |
+| ATTRIBUTION_PARTITIONS | 4 | partitions of the input topics (co-partitioned) |
+| ATTRIBUTION_STORE | memory:// | table store: memory:// or rocksdb:// |
+| ATTRIBUTION_DATA_DIR | ./.attribution-data | where RocksDB tables and Faust data live |
+| ATTRIBUTION_APP_ID | attribution | Faust app id (consumer group, changelog topic names) |
+| ATTRIBUTION_WEB_HOST | 127.0.0.1 | web server bind address |
+| ATTRIBUTION_WEB_PORT | 6066 | web server port |
+| ATTRIBUTION_DEDUP_RETENTION_MS | 604800000 | how long conversion ids are remembered (7 days) |
+| ATTRIBUTION_TOUCHES_PER_LINE_ITEM | 2 | touches kept per (line item, kind) per user |
+| ATTRIBUTION_MAX_TOUCHES | 64 | last-resort cap on touches per user |
+| ATTRIBUTION_HOLD_MS | 3000 | longest wait for the touch streams before a conversion is judged |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from attribution.domain import Limits
+from attribution.errors import UsageError
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    broker: str = "kafka://127.0.0.1:9092"
+    topic_prefix: str = ""
+    partitions: int = 4
+    store: str = "memory://"
+    data_dir: str = "./.attribution-data"
+    app_id: str = "attribution"
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    dedup_retention_ms: int = 7 * 86_400_000
+    touches_per_line_item: int = 2
+    max_touches: int = 64
+    hold_ms: int = 3000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read the environment (or `env`) once; unusable values raise UsageError naming the variable."""
+        env = os.environ if env is None else env
+        base = cls()
+        values: dict[str, object] = {}
+        for name, var in _VARS.items():
+            if var not in env or env[var] == "":
+                continue
+            raw = env[var]
+            if isinstance(getattr(base, name), int):
+                try:
+                    values[name] = int(raw)
+                except ValueError:
+                    raise UsageError(f"{var}={raw!r}: expected an integer") from None
+            else:
+                values[name] = raw
+        return replace(base, **values)  # type: ignore[arg-type]
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.dedup_retention_ms, self.touches_per_line_item, self.max_touches)
+
+    @property
+    def broker_url(self) -> str:
+        """The broker as Faust wants it (kafka://host:port), whatever form was given."""
+        return ";".join(b if "://" in b else f"kafka://{b}" for b in self.broker.replace(",", ";").split(";"))
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The broker as aiokafka wants it (host:port,host:port)."""
+        return ",".join(b.split("://", 1)[-1] for b in self.broker.replace(";", ",").split(","))
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+
+_VARS = {
+    "broker": "KAFKA_BROKER",
+    "topic_prefix": "ATTRIBUTION_TOPIC_PREFIX",
+    "partitions": "ATTRIBUTION_PARTITIONS",
+    "store": "ATTRIBUTION_STORE",
+    "data_dir": "ATTRIBUTION_DATA_DIR",
+    "app_id": "ATTRIBUTION_APP_ID",
+    "web_host": "ATTRIBUTION_WEB_HOST",
+    "web_port": "ATTRIBUTION_WEB_PORT",
+    "dedup_retention_ms": "ATTRIBUTION_DEDUP_RETENTION_MS",
+    "touches_per_line_item": "ATTRIBUTION_TOUCHES_PER_LINE_ITEM",
+    "max_touches": "ATTRIBUTION_MAX_TOUCHES",
+    "hold_ms": "ATTRIBUTION_HOLD_MS",
+}
