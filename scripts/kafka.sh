@@ -22,6 +22,8 @@
 #   KAFKA_HEAP_OPTS        default "-Xmx512m -Xms256m"
 #   KAFKA_JVM_OPTS         extra JVM flags for the broker (appended)
 #   KAFKA_START_TIMEOUT    seconds to wait for readiness, default 90
+#   KAFKA_KEEP_DATA=1      on `up`, reuse data left by a crashed/killed broker
+#                          instead of wiping it (restart then takes ~10s longer)
 #   JAVA_HOME              honoured if set; else the Java 17 JDK if present
 #   PYTHON                 python3 used for the readiness probe
 set -euo pipefail
@@ -301,13 +303,21 @@ cmd_up() {
   rc=0; probe "$HOST" "$KAFKA_CONTROLLER_PORT" || rc=$?
   ((rc == 1)) || die "controller port $KAFKA_CONTROLLER_PORT is in use (set KAFKA_CONTROLLER_PORT)"
 
+  # No live broker for this port: leftover data is from a crash / external
+  # kill. Wipe it (down wipes data anyway) -- reusing it would stall startup
+  # ~10s on DuplicateBrokerRegistration until broker.session.timeout.ms passes.
+  if [[ -d "$DATA_DIR" && "${KAFKA_KEEP_DATA:-0}" != 1 ]]; then
+    log "removing stale data dir $DATA_DIR (set KAFKA_KEEP_DATA=1 to keep it)"
+    rm -rf "$DATA_DIR"
+  fi
+
   fetch
   write_configs
 
   if [[ ! -f "$DATA_DIR/meta.properties" ]]; then
     local cid
     cid="$(random_cluster_id)"
-    if ! "$JAVA" -Xmx256m -cp "$LIB_DIR/*" -Dlog4j.configuration="file:$TOOLS_LOG4J_PROPS" \
+    if ! "$JAVA" -Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -cp "$LIB_DIR/*" -Dlog4j.configuration="file:$TOOLS_LOG4J_PROPS" \
          kafka.tools.StorageTool format -t "$cid" -c "$SERVER_PROPS" --ignore-formatted \
          >"$LOG_DIR/format.log" 2>&1; then
       cat "$LOG_DIR/format.log" >&2
