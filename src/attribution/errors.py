@@ -1,13 +1,13 @@
 """The exception tree. Every error a record can cause has a stable `code` and names the field.
 
-    AttributionError
-    ├── RecordError            a record that cannot be used; becomes a dead letter on a topic
-    │   ├── InvalidEncoding    code invalid_utf8 / record_too_large
-    │   ├── InvalidJson        code invalid_json / not_an_object
-    │   ├── SchemaViolation    code schema_violation (events)
-    │   └── InvalidConfig      code invalid_pixel (refused with the rule broken)
-    │       └── InvalidLineItem code invalid_line_item
-    └── UsageError             unusable command-line arguments or input files (CLI exit code 2)
+AttributionError
+├── RecordError            a record that cannot be used; becomes a dead letter on a topic
+│   ├── InvalidEncoding    code invalid_utf8 / record_too_large
+│   ├── InvalidJson        code invalid_json / not_an_object
+│   ├── SchemaViolation    code schema_violation (events)
+│   └── InvalidConfig      code invalid_pixel (refused with the rule broken)
+│       └── InvalidLineItem code invalid_line_item
+└── UsageError             unusable command-line arguments or input files (CLI exit code 2)
 """
 
 from __future__ import annotations

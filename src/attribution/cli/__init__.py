@@ -1,7 +1,8 @@
 """The `attribution` command: worker, replay, topics, pixels, line-items, simulate, report.
 
 Conventions follow Faust's and Kafka's tools: `-l/--loglevel`, `--broker` (env KAFKA_BROKER).
-Exit codes: 0 success, 2 unusable arguments or unreadable input (with a one-line message).
+Exit codes: 0 success, 1 a refused request or an unreachable broker, 2 unusable arguments or
+unreadable input (with a one-line message).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import click
 
 from attribution.cli.replay_cmd import replay_cmd
+from attribution.cli.worker_cmd import topics_group, worker_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,3 +20,5 @@ def main() -> None:
 
 
 main.add_command(replay_cmd)
+main.add_command(worker_cmd)
+main.add_command(topics_group)

@@ -16,8 +16,12 @@ from attribution.settings import Settings
 
 @click.command("replay")
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Directory for the output files.")
-@click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when stderr is a terminal).")
+@click.option(
+    "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Directory for the output files."
+)
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress bar on stderr (default: when stderr is a terminal)."
+)
 def replay_cmd(input_path: str, out_dir: str, progress: bool | None) -> None:
     """Replay a JSON-lines file of records through the engine, offline.
 

@@ -54,7 +54,9 @@ def topic_of(output: Output) -> str:
 def parse_json(raw: bytes) -> Any:
     """Bytes to a JSON object (dict), or raise InvalidEncoding / InvalidJson."""
     if len(raw) > MAX_RECORD_BYTES:
-        raise InvalidEncoding(f"record: {len(raw)} bytes, over the {MAX_RECORD_BYTES} byte limit", code="record_too_large")
+        raise InvalidEncoding(
+            f"record: {len(raw)} bytes, over the {MAX_RECORD_BYTES} byte limit", code="record_too_large"
+        )
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -102,7 +104,10 @@ def _decode_pixel(obj: Any) -> Pixel:
 
 def _decode_line_item(obj: Any) -> LineItem:
     d = _validate_line_item(obj)
-    links = tuple(PixelLink(p["id"], p.get("state", "active"), p.get("post_click_revenue"), p.get("post_view_revenue")) for p in d["pixels"])
+    links = tuple(
+        PixelLink(p["id"], p.get("state", "active"), p.get("post_click_revenue"), p.get("post_view_revenue"))
+        for p in d["pixels"]
+    )
     return LineItem(d["id"], d["advertiser_id"], d["state"], links, d.get("name"))
 
 

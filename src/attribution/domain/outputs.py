@@ -6,9 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Attribution = Literal["post_click", "post_view"]
-Reason = Literal[
-    "unknown_pixel", "inactive_pixel", "pixel_paused", "no_eligible_touch", "repeat_limited"
-]
+Reason = Literal["unknown_pixel", "inactive_pixel", "pixel_paused", "no_eligible_touch", "repeat_limited"]
 REASONS: tuple[Reason, ...] = (
     "unknown_pixel",
     "inactive_pixel",

@@ -103,10 +103,10 @@ def record_conversion(
     """Remember a judged conversion (and, when the repeat rule counted it, its pixel's counter)."""
     watermark = max(state.watermark, timestamp)
     horizon = watermark - limits.dedup_retention_ms
-    processed = tuple(p for p in state.processed if p[1] >= horizon) + ((event_id, timestamp),)
+    processed = (*(p for p in state.processed if p[1] >= horizon), (event_id, timestamp))
     counted = state.counted
     if counted_pixel is not None:
-        counted = tuple(c for c in counted if c[0] != counted_pixel) + ((counted_pixel, timestamp),)
+        counted = (*(c for c in counted if c[0] != counted_pixel), (counted_pixel, timestamp))
     touches = state.touches
     if watermark != state.watermark:
         touches = _prune_touches(touches, watermark, limits)

@@ -1,0 +1,95 @@
+"""The Faust app factory. Building an app connects to nothing; `attribution worker` runs it.
+
+Topology (DESIGN §3):
+
+* `events` agent: impressions, clicks, conversions and the internal re-key topic, one stream,
+  concurrency 1 (Faust's concurrency > 1 can commit past an unfinished message). For each record:
+  decode -> (re-key if its key is not its user_id) -> read the user's state -> `domain.step` ->
+  one state write when the state changed -> send outputs.
+* `config` agent: pixels and line items, only to dead-letter invalid records once cluster-wide;
+  every worker's `ConfigCache` reads the same topics in full to judge conversions.
+* `users` table: user_id -> encoded `UserState`, changelogged, memory or RocksDB store.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+
+from attribution.contract import CONFIG_TOPICS, EVENT_TOPICS, OUTPUT_TOPICS
+from attribution.settings import Settings
+from attribution.streaming.config_cache import ConfigCache
+from attribution.streaming.processor import Processor
+from attribution.streaming.topics import REKEY_TOPIC
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> faust.App:
+    """Build the app with its topics, table, cache and agents. Nothing runs until a worker starts."""
+    app = faust.App(
+        settings.app_id,
+        broker=settings.broker_url,
+        store=settings.store,
+        datadir=settings.data_dir,
+        autodiscover=False,
+        web_enabled=True,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        topic_partitions=settings.partitions,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        key_serializer="raw",
+        value_serializer="raw",
+        table_standby_replicas=0,
+    )
+
+    def topic(name: str, **kw: Any) -> faust.TopicT:
+        return app.topic(settings.topic(name), key_type=bytes, value_type=bytes, **kw)
+
+    event_topic = app.topic(
+        *(settings.topic(t) for t in (*EVENT_TOPICS, REKEY_TOPIC)),
+        key_type=bytes,
+        value_type=bytes,
+        partitions=settings.partitions,
+    )
+    config_topic = app.topic(*(settings.topic(t) for t in CONFIG_TOPICS), key_type=bytes, value_type=bytes)
+    outputs = {name: topic(name) for name in OUTPUT_TOPICS}
+    rekey = topic(REKEY_TOPIC, partitions=settings.partitions)
+    users = app.Table("users", key_type=bytes, value_type=bytes, partitions=settings.partitions, default=None)
+    cache = ConfigCache(settings)
+    names = {settings.topic(t): t for t in (*EVENT_TOPICS, *CONFIG_TOPICS, REKEY_TOPIC)}
+    processor = Processor(settings, names, lambda: cache.config)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def follow_config() -> None:
+        await cache.run()
+
+    @app.agent(event_topic, concurrency=1)
+    async def events(stream: faust.StreamT[bytes]) -> None:
+        await cache.ready.wait()
+        async for event in stream.events():
+            m = event.message
+            result = processor.handle(m.topic, m.key, m.value, m.partition, m.offset, m.headers, users.get)
+            if result.state is not None:
+                users[result.user_key] = result.state
+            for out_topic, key, value in result.sends:
+                await outputs[out_topic].send(key=key, value=value)
+            if result.rekey is not None:
+                user_key, raw, headers = result.rekey
+                await rekey.send(key=user_key, value=raw, headers=headers)
+
+    @app.agent(config_topic, concurrency=1)
+    async def config(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            m = event.message
+            dead = processor.check_config(m.topic, m.key, m.value, m.partition, m.offset)
+            if dead is not None:
+                await outputs["dead-letters"].send(key=m.key, value=dead)
+
+    app.attribution = {"cache": cache, "users": users, "processor": processor, "outputs": outputs}  # type: ignore[attr-defined]
+    return app

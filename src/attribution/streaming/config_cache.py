@@ -1,0 +1,119 @@
+"""Every worker's replica of the pixel and line-item config, read from the compacted topics.
+
+Each worker reads *all* partitions of `pixels` and `line-items` from the beginning with its own
+group-less consumer and keeps the last valid version per id (an invalid record is skipped here;
+the config agent dead-letters it once, cluster-wide). `ready` is set once the cache has caught up
+with the end offsets seen at start, so no event is judged against a half-loaded config.
+
+Why not Faust's GlobalTable: its own docstring warns of an infinite recovery loop with several
+app instances; a plain consumer is simpler and has no such failure mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from attribution.contract import decode
+from attribution.domain import Config, LineItem, Pixel
+from attribution.errors import RecordError
+from attribution.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class ConfigCache:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.pixels: dict[int, Pixel] = {}
+        self.line_items: dict[int, LineItem] = {}
+        self.ready = asyncio.Event()
+        self._config: Config | None = Config()
+        self._topics = {settings.topic("pixels"): "pixels", settings.topic("line-items"): "line-items"}
+
+    @property
+    def config(self) -> Config:
+        """The current snapshot; rebuilt lazily after a change (config changes are rare)."""
+        if self._config is None:
+            self._config = Config(dict(self.pixels), dict(self.line_items))
+        return self._config
+
+    def apply(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+        """Apply one config record (default topic name). Invalid records leave the cache as it was."""
+        try:
+            if value is None:
+                target: dict[int, Any] = self.pixels if topic == "pixels" else self.line_items
+                if key is not None and key.strip().isdigit():
+                    target.pop(int(key), None)
+            else:
+                obj = decode(topic, value)
+                if isinstance(obj, Pixel):
+                    self.pixels[obj.id] = obj
+                elif isinstance(obj, LineItem):
+                    self.line_items[obj.id] = obj
+        except RecordError:
+            return
+        self._config = None
+
+    async def run(self) -> None:
+        """Follow the config topics forever (cancel to stop)."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        try:
+            tps = await self._partitions(consumer)
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            ends = await consumer.end_offsets(tps)
+            while True:
+                batches = await consumer.getmany(timeout_ms=200, max_records=10_000)
+                for tp, messages in batches.items():
+                    for m in messages:
+                        self.apply(self._topics[tp.topic], m.key, m.value)
+                if not self.ready.is_set() and await _caught_up(consumer, ends):
+                    log.info("config loaded: %d pixels, %d line items", len(self.pixels), len(self.line_items))
+                    self.ready.set()
+        finally:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+
+    async def load(self, timeout: float = 30.0) -> ConfigCache:
+        """Read the config topics to their current end once, then stop (for the CLI)."""
+        task = asyncio.ensure_future(self.run())
+        try:
+            await asyncio.wait_for(self.ready.wait(), timeout)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        return self
+
+    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
+        tps: list[TopicPartition] = []
+        for topic in self._topics:
+            for _ in range(100):
+                parts = consumer.partitions_for_topic(topic)
+                if parts:
+                    break
+                # aiokafka has no public call that refreshes the metadata of an unsubscribed topic.
+                await consumer._client.force_metadata_update()
+                await asyncio.sleep(0.1)
+            else:
+                raise RuntimeError(f"topic {topic} does not exist: run `attribution topics create`")
+            tps += [TopicPartition(topic, p) for p in sorted(parts)]
+        return tps
+
+
+async def _caught_up(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+    for tp, end in ends.items():
+        if await consumer.position(tp) < end:
+            return False
+    return True

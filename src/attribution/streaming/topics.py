@@ -1,0 +1,58 @@
+"""Topic names and specs, and idempotent creation of every topic (DESIGN §2.1)."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from attribution.contract import CONFIG_TOPICS, EVENT_TOPICS, OUTPUT_TOPICS
+from attribution.settings import Settings
+
+#: Internal topic carrying events whose key was not their user_id, re-keyed by user_id.
+REKEY_TOPIC = "rekeyed-events"
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    compacted: bool = False
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    """Every topic of the product. Input topics (and the re-key topic) are co-partitioned."""
+    n = settings.partitions
+    specs = [TopicSpec(settings.topic(t), n) for t in (*EVENT_TOPICS, REKEY_TOPIC)]
+    specs += [TopicSpec(settings.topic(t), 1, compacted=True) for t in CONFIG_TOPICS]
+    specs += [TopicSpec(settings.topic(t), n) for t in OUTPUT_TOPICS]
+    return specs
+
+
+async def create_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> dict[str, str]:
+    """Create missing topics; existing ones are left as they are. Returns name -> created|exists."""
+    specs = topic_specs(settings) if specs is None else specs
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=20000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        result = {s.name: "exists" for s in specs if s.name in existing}
+        new = [
+            NewTopic(
+                s.name,
+                s.partitions,
+                1,
+                topic_configs={"cleanup.policy": "compact"} if s.compacted else {},
+            )
+            for s in specs
+            if s.name not in existing
+        ]
+        if new:
+            with contextlib.suppress(TopicAlreadyExistsError):  # created concurrently: fine
+                await admin.create_topics(new)
+            result.update({t.name: "created" for t in new})
+        return result
+    finally:
+        await admin.close()
