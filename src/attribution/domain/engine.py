@@ -32,42 +32,52 @@ _NO_OUTPUTS: tuple[Output, ...] = ()
 
 
 def step(
-    state: UserState, event: Event, config: Config, limits: Limits = DEFAULT_LIMITS
+    state: UserState,
+    event: Event,
+    config: Config,
+    limits: Limits = DEFAULT_LIMITS,
+    horizon: int | None = None,
 ) -> tuple[UserState, tuple[Output, ...]]:
     """Apply one event to one user's state.
 
     Touches update state and emit nothing; impressions not won in a real auction change nothing.
     A conversion emits its piggyback fires and exactly one outcome, or nothing if it is a duplicate.
+    `horizon` is the earliest timestamp a conversion judged later can have (see `state`); None
+    means the user's watermark, right for input judged in timestamp order.
     """
     if isinstance(event, Touch):
         if not event.is_touch:
             return state, _NO_OUTPUTS
-        return add_touch(state, event, limits), _NO_OUTPUTS
-    return judge(state, event, config, limits)
+        return add_touch(state, event, limits, horizon), _NO_OUTPUTS
+    return judge(state, event, config, limits, horizon)
 
 
 def judge(
-    state: UserState, conv: Conversion, config: Config, limits: Limits = DEFAULT_LIMITS
+    state: UserState,
+    conv: Conversion,
+    config: Config,
+    limits: Limits = DEFAULT_LIMITS,
+    horizon: int | None = None,
 ) -> tuple[UserState, tuple[Output, ...]]:
     """Rules 1-8 for one conversion."""
     if state.has_processed(conv.event_id):
         return state, _NO_OUTPUTS  # rule 1
     pixel = config.pixels.get(conv.pixel_id)
     if pixel is None:
-        return _unattributed(state, conv, "unknown_pixel", limits)  # rule 2
+        return _unattributed(state, conv, "unknown_pixel", limits, horizon)  # rule 2
     if pixel.state == "inactive":
-        return _unattributed(state, conv, "inactive_pixel", limits)  # rule 3
+        return _unattributed(state, conv, "inactive_pixel", limits, horizon)  # rule 3
     fires = piggyback_fires(pixel, conv)  # rule 4
     links = config.active_links(pixel.id)
     if not links:
-        return _unattributed(state, conv, "pixel_paused", limits, fires)  # rule 5
+        return _unattributed(state, conv, "pixel_paused", limits, horizon, fires)  # rule 5
     winner = latest_eligible_touch(state.touches, conv, pixel, links)  # rule 6
     if winner is None:
-        return _unattributed(state, conv, "no_eligible_touch", limits, fires)
+        return _unattributed(state, conv, "no_eligible_touch", limits, horizon, fires)
     if not repeat_rule_counts(pixel.min_minutes_per_conv, state.last_counted(pixel.id), conv):
-        return _unattributed(state, conv, "repeat_limited", limits, fires)  # rule 7
+        return _unattributed(state, conv, "repeat_limited", limits, horizon, fires)  # rule 7
     touch, link = winner
-    new_state = record_conversion(state, conv.event_id, conv.timestamp, pixel.id, limits)
+    new_state = record_conversion(state, conv.event_id, conv.timestamp, pixel.id, limits, horizon)
     return new_state, (*fires, _attributed(conv, pixel, touch, link))  # rule 8
 
 
@@ -165,8 +175,9 @@ def _unattributed(
     conv: Conversion,
     reason: Reason,
     limits: Limits,
+    horizon: int | None,
     fires: tuple[PiggybackFire, ...] = (),
 ) -> tuple[UserState, tuple[Output, ...]]:
-    new_state = record_conversion(state, conv.event_id, conv.timestamp, None, limits)
+    new_state = record_conversion(state, conv.event_id, conv.timestamp, None, limits, horizon)
     outcome = UnattributedConversion(conv.event_id, conv.pixel_id, conv.user_id, conv.timestamp, reason)
     return new_state, (*fires, outcome)

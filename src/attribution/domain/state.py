@@ -6,15 +6,23 @@ A user's state is what the rules need and nothing more:
   walking the tuple backwards meets "the latest, processed later on ties" first.
 * `counted`: `(pixel_id, timestamp)` of the last conversion counted by the repeat rule, per pixel.
 * `processed`: `(event_id, timestamp)` of conversions already judged, for deduplication.
-* `watermark`: the latest event timestamp seen for the user; pruning is relative to it, so state
-  depends only on the events, never on a clock.
+* `watermark`: the latest event timestamp seen for the user. State depends only on the events and
+  on the `horizon` passed in, never on a clock.
 
-Bounds (see `Limits`): touches older than the longest window any pixel may have (30 days for
-impressions, 90 for clicks) are dropped; of the touches of one line item and kind only the latest
-`per_line_item` are kept (for in-order input the latest is the only one the rules can pick, since
-eligibility depends on the line item, the kind and the window, and the latest is always the most
-recent within it; the extra ones absorb out-of-order conversions); `max_touches` is a last-resort
-cap that drops the oldest. Processed ids are kept for `dedup_retention_ms`.
+Pruning is relative to a **horizon**: a time no conversion judged from now on can precede. Offline
+replay judges in timestamp order, so the horizon is the current event's time (the default here is
+the user's watermark, the same thing for in-order input); the stream passes the lowest timestamp a
+pending or future conversion of the partition can have, so touches that run ahead of a lagging
+conversions topic are kept until those conversions are judged.
+
+Bounds (see `Limits`): touches older than the horizon minus the longest window any pixel may have
+(30 days for impressions, 90 for clicks) are dropped. Of the touches of one line item and kind at or
+before the horizon only the latest `per_line_item` are kept: a conversion at or after the horizon
+can only pick the latest of them, since eligibility depends on the line item, the kind and the
+window, and the latest is the most recent within it (a plain "last N touches" cap would let one
+advertiser's heavy impression stream evict another advertiser's click; this one cannot). Touches
+after the horizon are all kept, up to `max_touches`, a last-resort cap that drops the oldest.
+Processed ids are kept for `dedup_retention_ms` behind the user's watermark.
 """
 
 from __future__ import annotations
@@ -60,8 +68,10 @@ class UserState:
 EMPTY = UserState()
 
 
-def add_touch(state: UserState, touch: Touch, limits: Limits) -> UserState:
-    """Insert a touch in timestamp order (after equal timestamps), then prune. Idempotent."""
+def add_touch(state: UserState, touch: Touch, limits: Limits, horizon: int | None = None) -> UserState:
+    """Insert a touch in timestamp order (after equal timestamps), then prune. Idempotent.
+
+    `horizon` defaults to the user's watermark after this touch (see the module docstring)."""
     touches = state.touches
     for t in touches:
         if t.event_id == touch.event_id and t.kind == touch.kind:
@@ -71,23 +81,25 @@ def add_touch(state: UserState, touch: Touch, limits: Limits) -> UserState:
         i -= 1
     touches = (*touches[:i], touch, *touches[i:])
     watermark = max(state.watermark, touch.timestamp)
-    return UserState(_prune_touches(touches, watermark, limits), state.counted, state.processed, watermark)
+    horizon = watermark if horizon is None else horizon
+    return UserState(_prune_touches(touches, horizon, limits), state.counted, state.processed, watermark)
 
 
-def _prune_touches(touches: tuple[Touch, ...], watermark: int, limits: Limits) -> tuple[Touch, ...]:
-    view_horizon = watermark - LONGEST_VIEW_WINDOW_MS
-    click_horizon = watermark - LONGEST_CLICK_WINDOW_MS
+def _prune_touches(touches: tuple[Touch, ...], horizon: int, limits: Limits) -> tuple[Touch, ...]:
+    view_cutoff = horizon - LONGEST_VIEW_WINDOW_MS
+    click_cutoff = horizon - LONGEST_CLICK_WINDOW_MS
     kept: list[Touch] = []
     seen: dict[tuple[int, str], int] = {}
     # Walk newest first so the per-line-item cap keeps the latest ones.
     for t in reversed(touches):
-        if t.timestamp < (click_horizon if t.kind == "click" else view_horizon):
+        if t.timestamp < (click_cutoff if t.kind == "click" else view_cutoff):
             continue
-        key = (t.line_item_id, t.kind)
-        n = seen.get(key, 0)
-        if n >= limits.per_line_item:
-            continue
-        seen[key] = n + 1
+        if t.timestamp <= horizon:
+            key = (t.line_item_id, t.kind)
+            n = seen.get(key, 0)
+            if n >= limits.per_line_item:
+                continue
+            seen[key] = n + 1
         kept.append(t)
         if len(kept) >= limits.max_touches:
             break
@@ -98,7 +110,12 @@ def _prune_touches(touches: tuple[Touch, ...], watermark: int, limits: Limits) -
 
 
 def record_conversion(
-    state: UserState, event_id: str, timestamp: int, counted_pixel: int | None, limits: Limits
+    state: UserState,
+    event_id: str,
+    timestamp: int,
+    counted_pixel: int | None,
+    limits: Limits,
+    horizon: int | None = None,
 ) -> UserState:
     """Remember a judged conversion (and, when the repeat rule counted it, its pixel's counter)."""
     watermark = max(state.watermark, timestamp)
@@ -107,7 +124,5 @@ def record_conversion(
     counted = state.counted
     if counted_pixel is not None:
         counted = (*(c for c in counted if c[0] != counted_pixel), (counted_pixel, timestamp))
-    touches = state.touches
-    if watermark != state.watermark:
-        touches = _prune_touches(touches, watermark, limits)
+    touches = _prune_touches(state.touches, watermark if horizon is None else horizon, limits)
     return UserState(touches, counted, processed, watermark)
