@@ -1,9 +1,10 @@
 """Per-user state to bytes and back: the value of the state table and its changelog.
 
 Compact JSON arrays, not objects, because this is the bulk of the changelog and of memory:
-`[version, watermark, touches, counted, processed]`, a touch being
+`[version, watermark, touches, counted, processed, held]`, a touch being
 `[kind (0 impression, 1 click), event_id, timestamp, advertiser_id, line_item_id, creative_id,
-auction_id, campaign_id, imp_type]`. The user id is the table key and is not repeated inside.
+auction_id, campaign_id, imp_type]`. A held conversion is `[event_id, pixel_id, timestamp, value, order_id, other, tag]`. The user
+id is the table key and is not repeated inside.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from attribution.domain import Touch, UserState
+from attribution.domain import Conversion, Touch, UserState
 from attribution.domain.records import TouchKind
 
 VERSION = 1
@@ -34,7 +35,13 @@ def encode_state(state: UserState) -> bytes:
         ]
         for t in state.touches
     ]
-    return orjson.dumps([VERSION, state.watermark, touches, state.counted, state.processed])
+    held = [[c.event_id, c.pixel_id, c.timestamp, c.value, c.order_id, c.other, tag] for c, tag in state.held]
+    return orjson.dumps([VERSION, state.watermark, touches, state.counted, state.processed, held])
+
+
+def has_held(raw: bytes | None) -> bool:
+    """Cheap check, without decoding, for held conversions in an encoded state."""
+    return bool(raw) and not raw.endswith(b",[]]")  # type: ignore[union-attr]
 
 
 def decode_state(user_id: str, raw: bytes | None) -> UserState:
@@ -42,7 +49,7 @@ def decode_state(user_id: str, raw: bytes | None) -> UserState:
     if not raw:
         return UserState()
     data: list[Any] = orjson.loads(raw)
-    version, watermark, touches, counted, processed = data[:5]
+    version, watermark, touches, counted, processed, held = data
     if version != VERSION:
         raise ValueError(f"state of user {user_id!r}: unknown version {version}")
     return UserState(
@@ -50,4 +57,5 @@ def decode_state(user_id: str, raw: bytes | None) -> UserState:
         tuple((p, ts) for p, ts in counted),
         tuple((e, ts) for e, ts in processed),
         watermark,
+        tuple((Conversion(e, p, user_id, ts, v, o, x), tag) for e, p, ts, v, o, x, tag in held),
     )

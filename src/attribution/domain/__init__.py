@@ -11,7 +11,7 @@ from attribution.domain.config import (
     PixelLink,
     Status,
 )
-from attribution.domain.engine import DEFAULT_LIMITS, judge, step
+from attribution.domain.engine import DEFAULT_LIMITS, judge, release, step
 from attribution.domain.outputs import (
     REASONS,
     AttributedConversion,
@@ -22,7 +22,7 @@ from attribution.domain.outputs import (
     UnattributedConversion,
 )
 from attribution.domain.records import TOUCH_IMP_TYPES, Conversion, Event, Touch
-from attribution.domain.state import EMPTY, Limits, UserState
+from attribution.domain.state import EMPTY, Limits, UserState, hold
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -46,6 +46,8 @@ __all__ = [
     "Touch",
     "UnattributedConversion",
     "UserState",
+    "hold",
     "judge",
+    "release",
     "step",
 ]

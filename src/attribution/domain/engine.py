@@ -25,7 +25,7 @@ from attribution.domain.outputs import (
     UnattributedConversion,
 )
 from attribution.domain.records import Conversion, Event, Touch
-from attribution.domain.state import Limits, UserState, add_touch, record_conversion
+from attribution.domain.state import Limits, UserState, add_touch, record_conversion, take_held
 
 DEFAULT_LIMITS = Limits()
 _NO_OUTPUTS: tuple[Output, ...] = ()
@@ -79,6 +79,22 @@ def judge(
     touch, link = winner
     new_state = record_conversion(state, conv.event_id, conv.timestamp, pixel.id, limits, horizon)
     return new_state, (*fires, _attributed(conv, pixel, touch, link))  # rule 8
+
+
+def release(
+    state: UserState,
+    through: int,
+    config: Config,
+    limits: Limits = DEFAULT_LIMITS,
+    horizon: int | None = None,
+) -> tuple[UserState, tuple[Output, ...]]:
+    """Judge the held conversions with `timestamp <= through`, in timestamp order."""
+    state, ready = take_held(state, through)
+    outputs: list[Output] = []
+    for conv in ready:
+        state, outs = judge(state, conv, config, limits, horizon)
+        outputs.extend(outs)
+    return state, tuple(outputs)
 
 
 def piggyback_fires(pixel: Pixel, conv: Conversion) -> tuple[PiggybackFire, ...]:

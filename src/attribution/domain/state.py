@@ -6,6 +6,8 @@ A user's state is what the rules need and nothing more:
   walking the tuple backwards meets "the latest, processed later on ties" first.
 * `counted`: `(pixel_id, timestamp)` of the last conversion counted by the repeat rule, per pixel.
 * `processed`: `(event_id, timestamp)` of conversions already judged, for deduplication.
+* `held`: conversions the stream holds until the touch streams have passed their timestamp, each
+  with an opaque integer tag of the caller's (the stream keeps the source partition there).
 * `watermark`: the latest event timestamp seen for the user. State depends only on the events and
   on the `horizon` passed in, never on a clock.
 
@@ -30,7 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from attribution.domain.config import LONGEST_CLICK_WINDOW_MS, LONGEST_VIEW_WINDOW_MS
-from attribution.domain.records import Touch
+from attribution.domain.records import Conversion, Touch
 
 DAY_MS = 86_400_000
 
@@ -50,13 +52,17 @@ class UserState:
     counted: tuple[tuple[int, int], ...] = ()
     processed: tuple[tuple[str, int], ...] = ()
     watermark: int = 0
+    held: tuple[tuple[Conversion, int], ...] = ()
 
     @property
     def is_empty(self) -> bool:
-        return not (self.touches or self.counted or self.processed)
+        return not (self.touches or self.counted or self.processed or self.held)
 
     def has_processed(self, event_id: str) -> bool:
         return any(eid == event_id for eid, _ in self.processed)
+
+    def is_held(self, event_id: str) -> bool:
+        return any(c.event_id == event_id for c, _ in self.held)
 
     def last_counted(self, pixel_id: int) -> int | None:
         for pid, ts in self.counted:
@@ -82,7 +88,7 @@ def add_touch(state: UserState, touch: Touch, limits: Limits, horizon: int | Non
     touches = (*touches[:i], touch, *touches[i:])
     watermark = max(state.watermark, touch.timestamp)
     horizon = watermark if horizon is None else horizon
-    return UserState(_prune_touches(touches, horizon, limits), state.counted, state.processed, watermark)
+    return UserState(_prune_touches(touches, horizon, limits), state.counted, state.processed, watermark, state.held)
 
 
 def _prune_touches(touches: tuple[Touch, ...], horizon: int, limits: Limits) -> tuple[Touch, ...]:
@@ -125,4 +131,24 @@ def record_conversion(
     if counted_pixel is not None:
         counted = (*(c for c in counted if c[0] != counted_pixel), (counted_pixel, timestamp))
     touches = _prune_touches(state.touches, watermark if horizon is None else horizon, limits)
-    return UserState(touches, counted, processed, watermark)
+    return UserState(touches, counted, processed, watermark, state.held)
+
+
+def hold(state: UserState, conv: Conversion, tag: int) -> UserState:
+    """Park a conversion until it can be judged. Idempotent: a conversion already held or
+    already processed leaves the state as it is. Held conversions stay in arrival order."""
+    if state.is_held(conv.event_id) or state.has_processed(conv.event_id):
+        return state
+    return UserState(state.touches, state.counted, state.processed, state.watermark, (*state.held, (conv, tag)))
+
+
+def take_held(state: UserState, through: int) -> tuple[UserState, list[Conversion]]:
+    """Remove and return the held conversions with `timestamp <= through`, in timestamp order
+    (arrival order on ties), which is the order they must be judged in."""
+    ready = [h for h in state.held if h[0].timestamp <= through]
+    if not ready:
+        return state, []
+    rest = tuple(h for h in state.held if h[0].timestamp > through)
+    ready.sort(key=lambda h: h[0].timestamp)  # stable: arrival order on ties
+    released = UserState(state.touches, state.counted, state.processed, state.watermark, rest)
+    return released, [c for c, _ in ready]

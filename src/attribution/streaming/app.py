@@ -2,13 +2,15 @@
 
 Topology (DESIGN §3):
 
-* `events` agent: impressions, clicks, conversions and the internal re-key topic, one stream,
-  concurrency 1 (Faust's concurrency > 1 can commit past an unfinished message). For each record:
-  decode -> (re-key if its key is not its user_id) -> read the user's state -> `domain.step` ->
-  one state write when the state changed -> send outputs.
+* `events` agent: impressions, clicks, conversions and the internal re-key and tick topics, one
+  co-partitioned stream, concurrency 1 (Faust's concurrency > 1 can commit past an unfinished
+  message). Per message: decode -> re-key if its key is not its user_id -> read state ->
+  `domain.step` (or hold / release, see `event_time`) -> state writes -> send outputs.
 * `config` agent: pixels and line items, only to dead-letter invalid records once cluster-wide;
   every worker's `ConfigCache` reads the same topics in full to judge conversions.
 * `users` table: user_id -> encoded `UserState`, changelogged, memory or RocksDB store.
+* a timer that sends a tick to a partition whose held conversions outlived the bounded wait, since
+  table writes only work inside stream iteration.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from attribution.contract import CONFIG_TOPICS, EVENT_TOPICS, OUTPUT_TOPICS
 from attribution.settings import Settings
 from attribution.streaming.config_cache import ConfigCache
 from attribution.streaming.processor import Processor
-from attribution.streaming.topics import REKEY_TOPIC
+from attribution.streaming.topics import INTERNAL_TOPICS, REKEY_TOPIC, TICK_TOPIC
 
 log = logging.getLogger(__name__)
+
+TICK_INTERVAL_S = 0.2
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -52,7 +56,7 @@ def create_app(settings: Settings) -> faust.App:
         return app.topic(settings.topic(name), key_type=bytes, value_type=bytes, **kw)
 
     event_topic = app.topic(
-        *(settings.topic(t) for t in (*EVENT_TOPICS, REKEY_TOPIC)),
+        *(settings.topic(t) for t in (*EVENT_TOPICS, *INTERNAL_TOPICS)),
         key_type=bytes,
         value_type=bytes,
         partitions=settings.partitions,
@@ -60,14 +64,25 @@ def create_app(settings: Settings) -> faust.App:
     config_topic = app.topic(*(settings.topic(t) for t in CONFIG_TOPICS), key_type=bytes, value_type=bytes)
     outputs = {name: topic(name) for name in OUTPUT_TOPICS}
     rekey = topic(REKEY_TOPIC, partitions=settings.partitions)
+    ticks = topic(TICK_TOPIC, partitions=settings.partitions)
     users = app.Table("users", key_type=bytes, value_type=bytes, partitions=settings.partitions, default=None)
     cache = ConfigCache(settings)
-    names = {settings.topic(t): t for t in (*EVENT_TOPICS, *CONFIG_TOPICS, REKEY_TOPIC)}
+    names = {settings.topic(t): t for t in (*EVENT_TOPICS, *CONFIG_TOPICS, *INTERNAL_TOPICS)}
     processor = Processor(settings, names, lambda: cache.config)
+
+    @users.on_recover
+    async def reindex_held() -> None:
+        n = processor.rebuild(users.items)
+        log.info("event time: %d held conversions re-indexed after recovery", n)
 
     @app.task  # type: ignore[untyped-decorator]
     async def follow_config() -> None:
         await cache.run()
+
+    @app.timer(TICK_INTERVAL_S)  # type: ignore[untyped-decorator]
+    async def tick() -> None:
+        for partition in processor.due_ticks():
+            await ticks.send(key=b"tick", value=b"", partition=partition, force=True)
 
     @app.agent(event_topic, concurrency=1)
     async def events(stream: faust.StreamT[bytes]) -> None:
@@ -75,8 +90,8 @@ def create_app(settings: Settings) -> faust.App:
         async for event in stream.events():
             m = event.message
             result = processor.handle(m.topic, m.key, m.value, m.partition, m.offset, m.headers, users.get)
-            if result.state is not None:
-                users[result.user_key] = result.state
+            for user_key, state in result.writes.items():
+                users[user_key] = state
             for out_topic, key, value in result.sends:
                 await outputs[out_topic].send(key=key, value=value)
             if result.rekey is not None:

@@ -1,24 +1,31 @@
 """The per-record glue between Kafka messages and the engine, free of Faust so it is unit-testable.
 
-`Processor.handle` takes one consumed message and the state getter and returns what the agent must
-do: at most one state write, the output records to send, or a re-key forward. Ordering contract:
-outputs of one record are returned in engine order (piggyback fires, then the outcome).
+`Processor.handle` takes one consumed message and returns what the agent must do: the state writes
+(usually one), the output records to send, or a re-key forward. It never raises for a bad record.
+
+Event time: conversions are held until the touch streams of their partition have passed them, or
+until the bounded wait is over (see `event_time`). Releases happen while handling a touch that
+moves a watermark, or a tick the app's timer sends to the partition, so that every table write
+happens inside stream iteration, on the partition the users' state belongs to.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from attribution.contract import dead_letter, decode, encode, topic_of
-from attribution.contract.state_codec import decode_state, encode_state
-from attribution.domain import Config, LineItem, Pixel, step
+from attribution.contract.state_codec import decode_state, encode_state, has_held
+from attribution.domain import Config, Conversion, LineItem, Output, Pixel, Touch, UserState, hold, release, step
 from attribution.errors import InvalidJson, RecordError
 from attribution.settings import Settings
-from attribution.streaming.topics import REKEY_TOPIC
+from attribution.streaming.event_time import EventTime
+from attribution.streaming.topics import REKEY_TOPIC, TICK_TOPIC
 
 Headers = Sequence[tuple[str, bytes]]
 Send = tuple[str, bytes | None, bytes]
+StateGetter = Callable[[bytes], bytes | None]
 
 #: Header of a re-keyed record naming its original topic (default name).
 SOURCE_HEADER = "attribution-source"
@@ -26,18 +33,25 @@ SOURCE_HEADER = "attribution-source"
 
 @dataclass(slots=True)
 class Result:
-    user_key: bytes = b""
-    state: bytes | None = None  # new encoded state, or None when unchanged
+    writes: dict[bytes, bytes] = field(default_factory=dict)  # user key -> new encoded state
     sends: list[Send] = field(default_factory=list)  # (output topic default name, key, value)
     rekey: tuple[bytes, bytes | None, list[tuple[str, bytes]]] | None = None
 
 
 class Processor:
-    def __init__(self, settings: Settings, names: Mapping[str, str], config: Callable[[], Config]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        names: Mapping[str, str],
+        config: Callable[[], Config],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         """`names` maps actual (prefixed) topic names to default names; `config` gives the snapshot."""
         self.limits = settings.limits
         self.names = names
         self.config = config
+        self.clock = clock
+        self.time = EventTime(settings.hold_ms)
 
     def handle(
         self,
@@ -47,34 +61,64 @@ class Processor:
         partition: int,
         offset: int,
         headers: Headers | None,
-        get_state: Callable[[bytes], bytes | None],
+        get_state: StateGetter,
     ) -> Result:
-        """Decode, step, encode one input event. Never raises for a bad record: dead letter instead."""
+        """Decode, step, encode one input message."""
         result = Result()
         name = self.names.get(topic, topic)
-        if name == REKEY_TOPIC:
+        if name == TICK_TOPIC:
+            self.time.of(partition).tick_pending = False
+            through = self.time.expired_through(partition, self.clock())
+            if through is not None:
+                self._release(partition, through, get_state, result)
+            return result
+        rekeyed = name == REKEY_TOPIC
+        if rekeyed:
             name = _source(headers)
         try:
             if value is None:
                 raise InvalidJson("record: expected a JSON object, got null", code="not_an_object")
             record = decode(name, value)
         except RecordError as exc:
-            letter = dead_letter(exc, topic, partition, offset, value)
-            result.sends.append(("dead-letters", key, encode(letter)))
+            result.sends.append(("dead-letters", key, encode(dead_letter(exc, topic, partition, offset, value))))
             return result
         assert not isinstance(record, (Pixel, LineItem))
         user_key = record.user_id.encode()
-        if key != user_key and self.names.get(topic) != REKEY_TOPIC:
+        if key != user_key and not rekeyed:
             # Mis-keyed: the user's state may live in another partition. Forward it keyed right.
             result.rekey = (user_key, value, [(SOURCE_HEADER, name.encode())])
             return result
-        state = decode_state(record.user_id, get_state(user_key))
-        new_state, outputs = step(state, record, self.config(), self.limits)
-        result.user_key = user_key
-        if new_state is not state:
-            result.state = encode_state(new_state)
-        result.sends = [(topic_of(o), user_key, encode(o)) for o in outputs]
+        if isinstance(record, Touch):
+            through = None if rekeyed else self.time.saw_touch(partition, record.kind, record.timestamp)
+            if through is not None:
+                # Judge what this touch proves complete before it is applied: it is later than them.
+                self._release(partition, through, get_state, result)
+            self._step(record, user_key, partition, get_state, result)
+        elif rekeyed or self.time.saw_conversion(partition, record.timestamp):
+            self._step(record, user_key, partition, get_state, result)
+        else:
+            state = self._state(user_key, get_state, result)
+            new_state = hold(state, record, partition)
+            if new_state is not state:
+                self.time.held(partition, record.timestamp, user_key, self.clock())
+                result.writes[user_key] = encode_state(new_state)
         return result
+
+    def due_ticks(self) -> list[int]:
+        """Partitions whose held conversions outlived the bounded wait (the timer sends ticks)."""
+        return self.time.due_ticks(self.clock())
+
+    def rebuild(self, items: Callable[[], object]) -> int:
+        """Re-index held conversions from the table after recovery; returns how many."""
+        self.time.reset()
+        now = self.clock()
+        n = 0
+        for key, raw in items():  # type: ignore[attr-defined]
+            if has_held(raw):
+                for conv, partition in decode_state(key.decode(), raw).held:
+                    self.time.held(partition, conv.timestamp, key, now)
+                    n += 1
+        return n
 
     def check_config(
         self, topic: str, key: bytes | None, value: bytes | None, partition: int, offset: int
@@ -90,6 +134,36 @@ class Processor:
         except RecordError as exc:
             return encode(dead_letter(exc, topic, partition, offset, value))
         return None
+
+    def _step(
+        self, record: Touch | Conversion, user_key: bytes, partition: int, get_state: StateGetter, result: Result
+    ) -> None:
+        state = self._state(user_key, get_state, result)
+        new_state, outputs = step(state, record, self.config(), self.limits, self._horizon(partition))
+        self._emit(user_key, state, new_state, outputs, result)
+
+    def _release(self, partition: int, through: int, get_state: StateGetter, result: Result) -> None:
+        config = self.config()
+        horizon = self._horizon(partition)
+        for user_key in self.time.pop_through(partition, through):
+            state = self._state(user_key, get_state, result)
+            new_state, outputs = release(state, through, config, self.limits, horizon)
+            self._emit(user_key, state, new_state, outputs, result)
+
+    def _state(self, user_key: bytes, get_state: StateGetter, result: Result) -> UserState:
+        raw = result.writes.get(user_key)
+        return decode_state(user_key.decode(), raw if raw is not None else get_state(user_key))
+
+    def _emit(
+        self, user_key: bytes, state: UserState, new_state: UserState, outputs: tuple[Output, ...], result: Result
+    ) -> None:
+        if new_state is not state:
+            result.writes[user_key] = encode_state(new_state)
+        result.sends.extend((topic_of(o), user_key, encode(o)) for o in outputs)
+
+    def _horizon(self, partition: int) -> int:
+        # NEVER (no conversion seen yet on this partition) keeps every touch: nothing is judged yet.
+        return self.time.of(partition).horizon
 
 
 def _source(headers: Headers | None) -> str:

@@ -13,6 +13,9 @@ from attribution.settings import Settings
 
 #: Internal topic carrying events whose key was not their user_id, re-keyed by user_id.
 REKEY_TOPIC = "rekeyed-events"
+#: Internal topic on which the app's timer wakes a partition whose held conversions waited enough.
+TICK_TOPIC = "event-time-ticks"
+INTERNAL_TOPICS = (REKEY_TOPIC, TICK_TOPIC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +28,7 @@ class TopicSpec:
 def topic_specs(settings: Settings) -> list[TopicSpec]:
     """Every topic of the product. Input topics (and the re-key topic) are co-partitioned."""
     n = settings.partitions
-    specs = [TopicSpec(settings.topic(t), n) for t in (*EVENT_TOPICS, REKEY_TOPIC)]
+    specs = [TopicSpec(settings.topic(t), n) for t in (*EVENT_TOPICS, *INTERNAL_TOPICS)]
     specs += [TopicSpec(settings.topic(t), 1, compacted=True) for t in CONFIG_TOPICS]
     specs += [TopicSpec(settings.topic(t), n) for t in OUTPUT_TOPICS]
     return specs

@@ -1,0 +1,184 @@
+"""A real pipeline for integration tests: a real broker, real topics, real worker processes.
+
+Each `Pipeline` gets its own topic prefix and app id, so tests never see each other's records.
+Workers are `attribution worker` subprocesses (killable with SIGKILL, restartable on the same
+data dir). Records are given in the replay file format, so the same list feeds `replay`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterable
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from attribution.replay import replay
+
+ROOT = Path(__file__).resolve().parents[2]
+BROKER = os.environ.get("KAFKA_BROKER", "127.0.0.1:9092").split("://")[-1]
+OUTPUTS = ("attributed-conversions", "unattributed-conversions", "piggyback-fires", "dead-letters")
+ATTRIBUTION = str(Path(sys.executable).with_name("attribution"))
+
+
+def broker_up() -> bool:
+    host, port = BROKER.rsplit(":", 1)
+    with closing(socket.socket()) as s:
+        s.settimeout(1)
+        return s.connect_ex((host, int(port))) == 0
+
+
+def free_port() -> int:
+    with closing(socket.socket()) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def encode_entry(entry: dict[str, Any]) -> tuple[str, bytes | None, bytes | None]:
+    """(topic, key, value) of a replay-format entry; the key defaults to user_id / id."""
+    value = entry.get("value")
+    raw = value.encode() if isinstance(value, str) else None if value is None else orjson.dumps(value)
+    if "key" in entry:
+        key = entry["key"]
+    elif isinstance(value, dict):
+        key = value.get("user_id", value.get("id"))
+    else:
+        key = None
+    return entry["topic"], None if key is None else str(key).encode(), raw
+
+
+class Pipeline:
+    def __init__(self, tmp: Path, partitions: int = 3, hold_ms: int = 1500, store: str = "memory://") -> None:
+        self.prefix = f"it-{uuid.uuid4().hex[:8]}-"
+        self.tmp = tmp
+        self.partitions = partitions
+        self.env = {
+            **os.environ,
+            "KAFKA_BROKER": BROKER,
+            "ATTRIBUTION_TOPIC_PREFIX": self.prefix,
+            "ATTRIBUTION_APP_ID": f"{self.prefix}app",
+            "ATTRIBUTION_PARTITIONS": str(partitions),
+            "ATTRIBUTION_HOLD_MS": str(hold_ms),
+            "ATTRIBUTION_STORE": store,
+        }
+        self.workers: list[subprocess.Popen[bytes]] = []
+        subprocess.run([ATTRIBUTION, "topics", "create"], env=self.env, check=True, capture_output=True, timeout=60)
+
+    # -- workers ---------------------------------------------------------------------------
+    def start_worker(self, name: str = "w0") -> subprocess.Popen[bytes]:
+        data = self.tmp / name
+        data.mkdir(parents=True, exist_ok=True)
+        env = {**self.env, "ATTRIBUTION_DATA_DIR": str(data), "ATTRIBUTION_WEB_PORT": str(free_port())}
+        log = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen([ATTRIBUTION, "worker", "-l", "info"], env=env, stdout=log, stderr=log)
+        self.workers.append(proc)
+        return proc
+
+    def stop(self, proc: subprocess.Popen[bytes], kill: bool = False, timeout: float = 30) -> None:
+        proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+    def close(self) -> None:
+        for proc in self.workers:
+            if proc.poll() is None:
+                self.stop(proc, kill=True)
+
+    def log(self, name: str = "w0") -> str:
+        path = self.tmp / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    # -- records ---------------------------------------------------------------------------
+    def produce(self, entries: Iterable[dict[str, Any]]) -> int:
+        return asyncio.run(self._produce(list(entries)))
+
+    async def _produce(self, entries: list[dict[str, Any]]) -> int:
+        producer = AIOKafkaProducer(bootstrap_servers=BROKER, acks="all", linger_ms=5)
+        await producer.start()
+        try:
+            futures = []
+            for entry in entries:
+                topic, key, value = encode_entry(entry)
+                futures.append(await producer.send(self.prefix + topic, key=key, value=value))
+            await asyncio.gather(*futures)
+        finally:
+            await producer.stop()
+        return len(entries)
+
+    def read(self, until: Any = None, timeout: float = 60, settle: float = 2.0) -> dict[str, list[bytes]]:
+        """Read every output topic from the start until `until(outputs)` holds (then `settle`
+        seconds more to catch stragglers) or the timeout passes."""
+        return asyncio.run(self._read(until, timeout, settle))
+
+    async def _read(self, until: Any, timeout: float, settle: float) -> dict[str, list[bytes]]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=BROKER, group_id=None, enable_auto_commit=False)
+        await consumer.start()
+        out: dict[str, list[bytes]] = {t: [] for t in OUTPUTS}
+        try:
+            await consumer._client.force_metadata_update()
+            tps = [
+                TopicPartition(self.prefix + t, p)
+                for t in OUTPUTS
+                for p in sorted(consumer.partitions_for_topic(self.prefix + t) or ())
+            ]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            deadline = time.monotonic() + timeout
+            done_at: float | None = None
+            while time.monotonic() < deadline:
+                batch = await consumer.getmany(timeout_ms=200)
+                for tp, messages in batch.items():
+                    out[tp.topic.removeprefix(self.prefix)].extend(m.value for m in messages)
+                if done_at is None and until is not None and until(out):
+                    done_at = time.monotonic()
+                if done_at is not None and time.monotonic() - done_at >= settle:
+                    break
+        finally:
+            await consumer.stop()
+        return out
+
+
+def outcome_count(outputs: dict[str, list[bytes]]) -> int:
+    """Distinct conversions with an outcome."""
+    ids = {orjson.loads(v)["conversion_id"] for t in OUTPUTS[:2] for v in outputs[t]}
+    return len(ids)
+
+
+def normalized(outputs: dict[str, list[bytes]], prefix: str = "") -> dict[str, set[Any]]:
+    """Outputs as sets (at-least-once may repeat a record); dead letters without their position."""
+    norm: dict[str, set[Any]] = {t: set(outputs[t]) for t in OUTPUTS[:3]}
+    norm["dead-letters"] = set()
+    for raw in outputs["dead-letters"]:
+        d = orjson.loads(raw)
+        norm["dead-letters"].add((d["topic"].removeprefix(prefix), d["error"]["code"], d["payload"]))
+    return norm
+
+
+def replay_outputs(entries: list[dict[str, Any]]) -> dict[str, list[bytes]]:
+    return replay([orjson.dumps(e) for e in entries]).outputs
+
+
+def conflicts(outputs: dict[str, list[bytes]]) -> list[str]:
+    """Conversion ids with more than one distinct outcome record (never allowed)."""
+    seen: dict[str, bytes] = {}
+    bad = []
+    for t in OUTPUTS[:2]:
+        for v in outputs[t]:
+            cid = orjson.loads(v)["conversion_id"]
+            if cid in seen and seen[cid] != v:
+                bad.append(cid)
+            seen[cid] = v
+    return bad
