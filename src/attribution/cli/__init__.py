@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import click
 
+from attribution.cli.config_cmd import line_items_group, pixels_group
 from attribution.cli.replay_cmd import replay_cmd
+from attribution.cli.report_cmd import report_cmd
+from attribution.cli.simulate_cmd import simulate_cmd
 from attribution.cli.worker_cmd import topics_group, worker_cmd
 
 
@@ -22,3 +25,7 @@ def main() -> None:
 main.add_command(replay_cmd)
 main.add_command(worker_cmd)
 main.add_command(topics_group)
+main.add_command(pixels_group)
+main.add_command(line_items_group)
+main.add_command(simulate_cmd)
+main.add_command(report_cmd)

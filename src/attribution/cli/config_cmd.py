@@ -1,0 +1,383 @@
+"""`attribution pixels put|list|delete` and `attribution line-items put|list|delete`.
+
+Configuration lives in the compacted `pixels` and `line-items` topics, keyed by the id as decimal
+text; a null value (tombstone) deletes. `put` validates every record against the contract before
+publishing anything: one invalid record refuses the whole file (exit 1), so a file is applied
+entirely or not at all. `list` reads both topics to their current end, the way every worker does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import IO, Any, TypeVar
+
+import click
+import orjson
+
+from attribution.cli.common import kafka_options, run, settings_from
+from attribution.contract import CONFIG_TOPICS, decode_value
+from attribution.domain import Config, LineItem, Pixel
+from attribution.errors import RecordError
+from attribution.settings import Settings
+
+T = TypeVar("T")
+
+#: Headers of every record (not tombstone) the CLI publishes.
+HEADERS: tuple[tuple[str, bytes], ...] = (("content-type", b"application/json"),)
+
+
+class InputError(click.ClickException):
+    """Input the command cannot read at all (not JSON, empty): exit code 2, one line."""
+
+    exit_code = 2
+
+
+def call(coro: Coroutine[Any, Any, T]) -> T:
+    """`common.run`, plus the broker's refusals (missing topic, timeout) as one-line errors, exit 1."""
+    from attribution.kafka_io import KafkaIOError
+
+    # aiokafka logs each failed connection attempt; a command reports the outcome in one line.
+    logging.getLogger("aiokafka").addHandler(logging.NullHandler())
+    try:
+        return run(coro)
+    except KafkaIOError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+# --- reading and validating input files -------------------------------------------------------
+
+
+def parse_file(data: bytes, what: str) -> list[Any]:
+    """The JSON values of a file holding one object, a JSON array of them, or JSON lines."""
+    text = data.strip()
+    if not text:
+        raise InputError(f"no {what}s in the input")
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        values = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                values.append(orjson.loads(line))
+            except orjson.JSONDecodeError as exc:
+                raise InputError(f"line {n}: not valid JSON ({exc})") from None
+        return values
+    values = value if isinstance(value, list) else [value]
+    if not values:
+        raise InputError(f"no {what}s in the input")
+    return values
+
+
+def validate(values: Sequence[Any], topic: str, what: str) -> tuple[list[Any], list[str]]:
+    """Decoded records, and one `<what> <id or #position>: <message>` per invalid record."""
+    decoded: list[Any] = []
+    errors: list[str] = []
+    for n, value in enumerate(values, 1):
+        try:
+            decoded.append(decode_value(topic, value))
+        except RecordError as exc:
+            ident = value.get("id") if isinstance(value, dict) else None
+            label = str(ident) if isinstance(ident, int) and not isinstance(ident, bool) else f"#{n}"
+            errors.append(f"{what} {label}: {exc.message}")
+    return decoded, errors
+
+
+# --- talking to Kafka ---------------------------------------------------------------------------
+
+
+async def load_config(settings: Settings, timeout: float = 30.0) -> Config:
+    """The current config, as every worker sees it: both topics read to their end, invalid
+    records skipped, tombstones applied (`ConfigCache.apply`)."""
+    from attribution.kafka_io import read_to_end
+    from attribution.streaming.config_cache import ConfigCache
+
+    names = {settings.topic(t): t for t in CONFIG_TOPICS}
+    records = await read_to_end(settings, list(names), timeout=timeout)
+    cache = ConfigCache(settings)
+    for topic, recs in records.items():
+        for r in recs:
+            cache.apply(names[topic], r.key, r.value)
+    return cache.config
+
+
+async def publish(settings: Settings, topic: str, records: Sequence[tuple[bytes, bytes | None]]) -> None:
+    """Publish (key, value) records to one topic (actual name) and wait for every ack (acks=all)."""
+    import asyncio
+
+    from attribution.kafka_io import producer
+
+    async with producer(settings, require=[topic]) as p:
+        futures = [await p.send(topic, key, value, HEADERS if value is not None else ()) for key, value in records]
+        await asyncio.gather(*futures)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What differs between pixels and line items."""
+
+    topic: str  # default topic name
+    what: str  # "pixel" / "line item"
+    items: Callable[[Config], dict[int, Any]]
+
+
+PIXELS = Kind("pixels", "pixel", lambda c: dict(c.pixels))
+LINE_ITEMS = Kind("line-items", "line item", lambda c: dict(c.line_items))
+
+
+def put(kind: Kind, file: IO[bytes], broker: str | None, topic_prefix: str | None) -> None:
+    try:
+        data = file.read()
+    except OSError as exc:
+        raise InputError(f"cannot read {file.name}: {exc.strerror or exc}") from None
+    values = parse_file(data, kind.what)
+    decoded, errors = validate(values, kind.topic, kind.what)
+    if errors:
+        for e in errors:
+            click.echo(e, err=True)
+        if len(values) > 1:
+            click.echo(f"nothing published: {len(errors)} of {len(values)} {kind.what}s refused", err=True)
+        raise click.exceptions.Exit(1)
+    settings = settings_from(broker, topic_prefix)
+    records = [(str(obj.id).encode(), orjson.dumps(value)) for obj, value in zip(decoded, values, strict=True)]
+    call(publish(settings, settings.topic(kind.topic), records))
+    for obj in decoded:
+        click.echo(f"put {kind.what} {obj.id}")
+
+
+def delete(kind: Kind, ident: int, broker: str | None, topic_prefix: str | None, force: bool) -> None:
+    settings = settings_from(broker, topic_prefix)
+    config = call(load_config(settings))
+    if ident not in kind.items(config):
+        raise click.ClickException(f"{kind.what} {ident} not found")
+    if kind is PIXELS:
+        carriers = sorted(li.id for li in config.line_items.values() if any(link.id == ident for link in li.pixels))
+        if carriers:
+            names = ", ".join(f"{li} ({config.line_items[li].state})" for li in carriers)
+            noun = "line items" if len(carriers) > 1 else "line item"
+            if not force:
+                raise click.ClickException(
+                    f"pixel {ident} is still carried by {noun} {names}: remove it from them first, or use --force"
+                )
+            verb = "carry" if len(carriers) > 1 else "carries"
+            click.echo(f"warning: {noun} {names} still {verb} pixel {ident}", err=True)
+    call(publish(settings, settings.topic(kind.topic), [(str(ident).encode(), None)]))
+    click.echo(f"deleted {kind.what} {ident}")
+    if kind is LINE_ITEMS:
+        item = config.line_items[ident]
+        after = Config(config.pixels, {k: v for k, v in config.line_items.items() if k != ident})
+        for pid in dict.fromkeys(link.id for link in item.pixels):
+            if config.status(pid) == "active" and after.status(pid) == "paused":
+                click.echo(f"pixel {pid} is now paused: no other active line item carries it", err=True)
+
+
+# --- rendering ------------------------------------------------------------------------------------
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [headers, *rows]]
+    return "\n".join(lines)
+
+
+def minutes(mins: int) -> str:
+    """A whole number of minutes in the largest exact unit: 1440 -> 1d, 90 -> 90m."""
+    for unit, size in (("d", 1440), ("h", 60)):
+        if mins % size == 0:
+            return f"{mins // size}{unit}"
+    return f"{mins}m"
+
+
+def window(mins: int | None) -> str:
+    return "off" if not mins else minutes(mins)
+
+
+def repeat_rule(mins: int | None) -> str:
+    if mins is None:
+        return "one per user"
+    if mins == 0:
+        return "all"
+    return f"every {mins} min"
+
+
+def clip(text: str | None, width: int = 40) -> str:
+    text = text or ""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def number(x: float) -> str:
+    return f"{x:g}"
+
+
+def pixel_rows(config: Config, pixels: Sequence[Pixel]) -> list[list[str]]:
+    return [
+        [
+            str(p.id),
+            str(p.advertiser_id),
+            clip(p.name),
+            p.state,
+            p.trigger_type,
+            window(p.post_view_expire_mins),
+            window(p.post_click_expire_mins),
+            repeat_rule(p.min_minutes_per_conv),
+            p.pixel_type,
+            str(len(p.piggyback_pixels)),
+            config.status(p.id) or "",
+        ]
+        for p in pixels
+    ]
+
+
+PIXEL_HEADERS = (
+    "ID",
+    "ADVERTISER",
+    "NAME",
+    "STATE",
+    "TRIGGER",
+    "POST-VIEW",
+    "POST-CLICK",
+    "REPEAT",
+    "TYPE",
+    "PIGGYBACKS",
+    "STATUS",
+)
+
+
+def link_text(config: Config, item: LineItem) -> str:
+    parts = []
+    for link in item.pixels:
+        notes: list[str] = []
+        if link.state != "active":
+            notes.append(link.state)
+        if link.post_click_revenue is not None:
+            notes.append(f"pc {number(link.post_click_revenue)}")
+        if link.post_view_revenue is not None:
+            notes.append(f"pv {number(link.post_view_revenue)}")
+        pixel = config.pixels.get(link.id)
+        if pixel is None:
+            notes.append("unknown pixel")
+        elif pixel.advertiser_id != item.advertiser_id:
+            notes.append(f"advertiser {pixel.advertiser_id}")
+        parts.append(f"{link.id} ({', '.join(notes)})" if notes else str(link.id))
+    return ", ".join(parts) or "-"
+
+
+def line_item_rows(config: Config, items: Sequence[LineItem]) -> list[list[str]]:
+    return [[str(li.id), str(li.advertiser_id), clip(li.name), li.state, link_text(config, li)] for li in items]
+
+
+LINE_ITEM_HEADERS = ("ID", "ADVERTISER", "NAME", "STATE", "PIXELS (link state, post-click/post-view revenue)")
+
+
+def list_items(kind: Kind, broker: str | None, topic_prefix: str | None, as_json: bool, advertiser: int | None) -> None:
+    settings = settings_from(broker, topic_prefix)
+    config = call(load_config(settings))
+    items = [v for _, v in sorted(kind.items(config).items()) if advertiser is None or v.advertiser_id == advertiser]
+    if as_json:
+        for item in items:
+            record = dataclasses.asdict(item)
+            if kind is PIXELS:
+                record["status"] = config.status(item.id)
+            click.echo(orjson.dumps(record))
+        return
+    if not items:
+        click.echo(f"no {kind.what}s", err=True)
+        return
+    if kind is PIXELS:
+        click.echo(table(PIXEL_HEADERS, pixel_rows(config, items)))
+    else:
+        click.echo(table(LINE_ITEM_HEADERS, line_item_rows(config, items)))
+
+
+# --- the commands -------------------------------------------------------------------------------
+
+_file_arg = click.argument("file", metavar="FILE|-", type=click.File("rb"))
+_json_opt = click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
+_advertiser_opt = click.option("--advertiser", type=click.IntRange(min=1), default=None, help="Only this advertiser's.")
+
+
+def _positive(ctx: click.Context, param: click.Parameter, value: int) -> int:
+    if value < 1:
+        raise click.BadParameter(f"{value} is not an id (ids are integers >= 1)")
+    return value
+
+
+_id_arg = click.argument("ident", metavar="ID", type=int, callback=_positive)
+_force_opt = click.option("--force", is_flag=True, help="Delete even though line items still carry the pixel.")
+
+
+@click.group("pixels")
+def pixels_group() -> None:
+    """Manage conversion pixels (compacted topic `pixels`)."""
+
+
+@pixels_group.command("put")
+@kafka_options
+@_file_arg
+def pixels_put(broker: str | None, topic_prefix: str | None, file: IO[bytes]) -> None:
+    """Create or replace pixels from FILE (or stdin: -).
+
+    FILE holds one pixel JSON object, a JSON array of them, or JSON lines. Every pixel is checked
+    against the contract first; if any is invalid, nothing is published and the command exits 1.
+    """
+    put(PIXELS, file, broker, topic_prefix)
+
+
+@pixels_group.command("list")
+@kafka_options
+@_json_opt
+@_advertiser_opt
+def pixels_list(broker: str | None, topic_prefix: str | None, as_json: bool, advertiser: int | None) -> None:
+    """List pixels with their settings and status (active, paused or inactive)."""
+    list_items(PIXELS, broker, topic_prefix, as_json, advertiser)
+
+
+@pixels_group.command("delete")
+@kafka_options
+@_id_arg
+@_force_opt
+def pixels_delete(broker: str | None, topic_prefix: str | None, ident: int, force: bool) -> None:
+    """Delete pixel ID (a tombstone). Refused while a line item still carries it, unless --force."""
+    delete(PIXELS, ident, broker, topic_prefix, force)
+
+
+@click.group("line-items")
+def line_items_group() -> None:
+    """Manage line items and the pixels they carry (compacted topic `line-items`)."""
+
+
+@line_items_group.command("put")
+@kafka_options
+@_file_arg
+def line_items_put(broker: str | None, topic_prefix: str | None, file: IO[bytes]) -> None:
+    """Create or replace line items from FILE (or stdin: -).
+
+    FILE holds one line item JSON object, a JSON array of them, or JSON lines. Every line item is
+    checked against the contract first; if any is invalid, nothing is published and the command
+    exits 1.
+    """
+    put(LINE_ITEMS, file, broker, topic_prefix)
+
+
+@line_items_group.command("list")
+@kafka_options
+@_json_opt
+@_advertiser_opt
+def line_items_list(broker: str | None, topic_prefix: str | None, as_json: bool, advertiser: int | None) -> None:
+    """List line items with the pixels they carry (link state and booked revenues)."""
+    list_items(LINE_ITEMS, broker, topic_prefix, as_json, advertiser)
+
+
+@line_items_group.command("delete")
+@kafka_options
+@_id_arg
+def line_items_delete(broker: str | None, topic_prefix: str | None, ident: int) -> None:
+    """Delete line item ID (a tombstone); names the pixels this leaves paused."""
+    delete(LINE_ITEMS, ident, broker, topic_prefix, force=False)
+
+
+__all__ = ["line_items_group", "pixels_group"]

@@ -1,0 +1,220 @@
+"""Small async Kafka helpers shared by the CLI and the integration tests.
+
+* `producer(settings, require=...)`: an acks=all, idempotent producer of `(topic, key, value)`
+  with headers, as an async context manager that flushes on exit.
+* `read_to_end(settings, topics)`: every record of some topics, from the beginning to the end
+  offsets seen at start, read by a group-less consumer (no offsets are committed anywhere).
+* `partitions(settings, topics)`: partition ids of existing topics; `TopicMissing` otherwise.
+
+Topic names are the actual names (prefix already applied: `settings.topic(name)`). An unreachable
+broker raises `ConnectionError` (the CLI turns it into a one-line message); a missing topic raises
+`TopicMissing`, a read that does not reach the end in time `ReadTimeout`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.client import AIOKafkaClient
+from aiokafka.errors import KafkaConnectionError
+
+from attribution.settings import Settings
+
+Headers = Sequence[tuple[str, bytes]]
+Key = bytes | str | None
+
+CLIENT_ID = "attribution-cli"
+
+
+class KafkaIOError(Exception):
+    """A request the broker cannot serve as asked (not a connection failure)."""
+
+
+class TopicMissing(KafkaIOError):
+    def __init__(self, topics: Sequence[str]) -> None:
+        self.topics = list(topics)
+        names = ", ".join(self.topics)
+        super().__init__(f"topic{'s' if len(self.topics) > 1 else ''} {names} missing: run `attribution topics create`")
+
+
+class ReadTimeout(KafkaIOError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One consumed record."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+def _unreachable(settings: Settings, exc: BaseException) -> ConnectionError:
+    return ConnectionError(f"no broker answers at {settings.bootstrap_servers}")
+
+
+async def partitions(settings: Settings, topics: Iterable[str]) -> dict[str, list[int]]:
+    """Partition ids of each topic; `TopicMissing` naming every topic that does not exist."""
+    client = AIOKafkaClient(bootstrap_servers=settings.bootstrap_servers, client_id=CLIENT_ID, request_timeout_ms=20000)
+    try:
+        await client.bootstrap()
+    except KafkaConnectionError as exc:
+        raise _unreachable(settings, exc) from None
+    try:
+        cluster = await client.fetch_all_metadata()
+    finally:
+        await client.close()
+    wanted = list(dict.fromkeys(topics))
+    missing = [t for t in wanted if t not in cluster.topics()]
+    if missing:
+        raise TopicMissing(missing)
+    return {t: sorted(cluster.partitions_for_topic(t) or ()) for t in wanted}
+
+
+class Producer:
+    """A started producer; see `producer()`."""
+
+    def __init__(self, inner: AIOKafkaProducer) -> None:
+        self._inner = inner
+
+    async def send(self, topic: str, key: Key, value: bytes | None, headers: Headers = ()) -> asyncio.Future[Any]:
+        """Queue one record; returns the delivery future (await it, or `flush`). Waits only when the
+        producer's buffer is full. A None value is a tombstone."""
+        raw_key = key.encode() if isinstance(key, str) else key
+        future: asyncio.Future[Any] = await self._inner.send(
+            topic, value=value, key=raw_key, headers=list(headers) or None
+        )
+        return future
+
+    async def send_and_wait(self, topic: str, key: Key, value: bytes | None, headers: Headers = ()) -> Any:
+        """Send one record and wait until the broker has it (acks=all); returns its metadata."""
+        return await (await self.send(topic, key, value, headers))
+
+    async def flush(self) -> None:
+        await self._inner.flush()
+
+
+@contextlib.asynccontextmanager
+async def producer(
+    settings: Settings,
+    *,
+    require: Iterable[str] = (),
+    linger_ms: int = 5,
+    max_batch_size: int = 262_144,
+) -> AsyncIterator[Producer]:
+    """An acks=all idempotent producer; flushed and closed on exit.
+
+    `require`: topics that must exist first (the broker may auto-create missing topics, with the
+    wrong partition count: refusing is better than that).
+    """
+    required = list(require)
+    if required:
+        await partitions(settings, required)
+    inner = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=CLIENT_ID,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=linger_ms,
+        max_batch_size=max_batch_size,
+        request_timeout_ms=30000,
+    )
+    try:
+        await inner.start()
+    except KafkaConnectionError as exc:
+        with contextlib.suppress(Exception):
+            await inner.stop()
+        raise _unreachable(settings, exc) from None
+    try:
+        yield Producer(inner)
+        await inner.flush()
+    finally:
+        await inner.stop()
+
+
+async def read_to_end(
+    settings: Settings,
+    topics: Sequence[str],
+    *,
+    timeout: float | None = 30.0,
+    progress: Callable[[int], object] | None = None,
+) -> dict[str, list[Record]]:
+    """Every record of `topics`, from the beginning to the end offsets read at start.
+
+    Records are returned per topic, ordered by partition then offset. Only committed records are
+    read (aborted transactional records are skipped). `timeout` bounds the whole read (None: no
+    bound); `progress(n)` is called with the number of records after each fetch.
+    """
+    layout = await partitions(settings, topics)
+    tps = [TopicPartition(t, p) for t in layout for p in layout[t]]
+    result: dict[str, list[Record]] = {t: [] for t in layout}
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=CLIENT_ID,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        max_partition_fetch_bytes=4 * 1_048_576,
+    )
+    try:
+        await consumer.start()
+    except KafkaConnectionError as exc:
+        with contextlib.suppress(Exception):
+            await consumer.stop()
+        raise _unreachable(settings, exc) from None
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
+        pending = {tp for tp, end in ends.items() if end > 0}
+        by_tp: dict[TopicPartition, list[Record]] = {tp: [] for tp in tps}
+        while pending:
+            if deadline is not None and time.monotonic() > deadline:
+                left = 0
+                for tp in pending:
+                    left += ends[tp] - await consumer.position(tp)
+                raise ReadTimeout(f"timed out after {timeout:g}s reading {', '.join(layout)}: {left} records left")
+            batches = await consumer.getmany(*pending, timeout_ms=200, max_records=10_000)
+            n = 0
+            for tp, messages in batches.items():
+                end = ends[tp]
+                for m in messages:
+                    if m.offset >= end:
+                        break
+                    by_tp[tp].append(
+                        Record(
+                            m.topic,
+                            m.partition,
+                            m.offset,
+                            m.key,
+                            m.value,
+                            m.timestamp,
+                            tuple((k, bytes(v)) for k, v in m.headers or ()),
+                        )
+                    )
+                    n += 1
+            if n and progress is not None:
+                progress(n)
+            for tp in list(pending):
+                if await consumer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+                    consumer.pause(tp)
+        for tp in tps:
+            result[tp.topic].extend(by_tp[tp])
+        return result
+    finally:
+        with contextlib.suppress(Exception):
+            await consumer.stop()
