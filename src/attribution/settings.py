@@ -14,7 +14,7 @@ Every setting has an environment variable (and most a CLI flag that overrides it
 | ATTRIBUTION_WEB_PORT | 6066 | web server port |
 | ATTRIBUTION_DEDUP_RETENTION_MS | 604800000 | how long conversion ids are remembered (7 days) |
 | ATTRIBUTION_TOUCHES_PER_LINE_ITEM | 2 | touches kept per (line item, kind) per user |
-| ATTRIBUTION_MAX_TOUCHES | 64 | last-resort cap on touches per user |
+| ATTRIBUTION_MAX_TOUCHES | 64 | last-resort cap on touches per user, advertiser and kind |
 | ATTRIBUTION_HOLD_MS | 3000 | longest wait for the touch streams before a conversion is judged |
 """
 

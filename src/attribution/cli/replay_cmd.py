@@ -10,8 +10,8 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
+from attribution.cli.common import settings_from
 from attribution.replay import OUTPUT_FILES, replay
-from attribution.settings import Settings
 
 
 @click.command("replay")
@@ -29,7 +29,7 @@ def replay_cmd(input_path: str, out_dir: str, progress: bool | None) -> None:
     topic into --out: attributed-conversions.jsonl, unattributed-conversions.jsonl,
     piggyback-fires.jsonl, dead-letters.jsonl.
     """
-    settings = Settings.from_env()
+    settings = settings_from()
     try:
         data = sys.stdin.buffer.read() if input_path == "-" else Path(input_path).read_bytes()
     except OSError as exc:

@@ -77,13 +77,13 @@ def _touch_decoder(kind: str, schema: str) -> Any:
             kind,  # type: ignore[arg-type]
             d["event_id"],
             d["user_id"],
-            d["timestamp"],
-            d["advertiser_id"],
-            d["line_item_id"],
-            d["creative_id"],
+            int(d["timestamp"]),  # JSON Schema's "integer" admits 2000.0: times are ints
+            int(d["advertiser_id"]),
+            int(d["line_item_id"]),
+            int(d["creative_id"]),
             d["auction_id"],
-            d.get("campaign_id"),
-            d.get("imp_type", 7),
+            _int_or_none(d.get("campaign_id")),
+            int(d.get("imp_type", 7)),
         )
 
     return decode_touch
@@ -92,14 +92,28 @@ def _touch_decoder(kind: str, schema: str) -> Any:
 def _decode_conversion(obj: Any) -> Conversion:
     d = _validate_conversion(obj)
     return Conversion(
-        d["event_id"], d["pixel_id"], d["user_id"], d["timestamp"], d.get("value"), d.get("order_id"), d.get("other")
+        d["event_id"],
+        int(d["pixel_id"]),
+        d["user_id"],
+        int(d["timestamp"]),
+        d.get("value"),
+        d.get("order_id"),
+        d.get("other"),
     )
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def _decode_pixel(obj: Any) -> Pixel:
     d = _validate_pixel(obj)
     pbs = tuple(PiggybackPixel(p["pixel_type"], p["url"]) for p in d["piggyback_pixels"])
-    return Pixel(**{**d, "piggyback_pixels": pbs})
+    ints = {k: _int_or_none(d[k]) for k in _PIXEL_INTS}
+    return Pixel(**{**d, **ints, "piggyback_pixels": pbs})
+
+
+_PIXEL_INTS = ("id", "advertiser_id", "post_view_expire_mins", "post_click_expire_mins", "min_minutes_per_conv")
 
 
 def _decode_line_item(obj: Any) -> LineItem:
@@ -108,7 +122,7 @@ def _decode_line_item(obj: Any) -> LineItem:
         PixelLink(p["id"], p.get("state", "active"), p.get("post_click_revenue"), p.get("post_view_revenue"))
         for p in d["pixels"]
     )
-    return LineItem(d["id"], d["advertiser_id"], d["state"], links, d.get("name"))
+    return LineItem(int(d["id"]), int(d["advertiser_id"]), d["state"], links, d.get("name"))
 
 
 _validate_conversion = validator("conversion")

@@ -49,7 +49,8 @@ def decode_state(user_id: str, raw: bytes | None) -> UserState:
     if not raw:
         return UserState()
     data: list[Any] = orjson.loads(raw)
-    version, watermark, touches, counted, processed, held = data
+    version, watermark, touches, counted, processed = data[:5]
+    held = data[5] if len(data) > 5 else []  # states written before holding existed
     if version != VERSION:
         raise ValueError(f"state of user {user_id!r}: unknown version {version}")
     return UserState(

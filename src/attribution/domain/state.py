@@ -18,12 +18,14 @@ pending or future conversion of the partition can have, so touches that run ahea
 conversions topic are kept until those conversions are judged.
 
 Bounds (see `Limits`): touches older than the horizon minus the longest window any pixel may have
-(30 days for impressions, 90 for clicks) are dropped. Of the touches of one line item and kind at or
-before the horizon only the latest `per_line_item` are kept: a conversion at or after the horizon
+(30 days for impressions, 90 for clicks) are dropped. Of the touches of one line item and kind (and
+advertiser, should upstream ever disagree with itself) at or before the horizon only the latest `per_line_item` are kept: a conversion at or after the horizon
 can only pick the latest of them, since eligibility depends on the line item, the kind and the
 window, and the latest is the most recent within it (a plain "last N touches" cap would let one
 advertiser's heavy impression stream evict another advertiser's click; this one cannot). Touches
-after the horizon are all kept, up to `max_touches`, a last-resort cap that drops the oldest.
+after the horizon are all kept. `max_touches` is a last-resort cap per advertiser and kind that
+drops the oldest: one advertiser's heavy traffic can only ever evict that advertiser's own touches,
+so a user's state is bounded by (advertisers touched) x 2 x `max_touches` whatever the input.
 Processed ids are kept for `dedup_retention_ms` behind the user's watermark.
 """
 
@@ -43,7 +45,7 @@ class Limits:
 
     dedup_retention_ms: int = 7 * DAY_MS
     per_line_item: int = 2
-    max_touches: int = 64
+    max_touches: int = 64  # per advertiser and kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,20 +97,24 @@ def _prune_touches(touches: tuple[Touch, ...], horizon: int, limits: Limits) -> 
     view_cutoff = horizon - LONGEST_VIEW_WINDOW_MS
     click_cutoff = horizon - LONGEST_CLICK_WINDOW_MS
     kept: list[Touch] = []
-    seen: dict[tuple[int, str], int] = {}
-    # Walk newest first so the per-line-item cap keeps the latest ones.
+    per_line_item: dict[tuple[int, int, str], int] = {}
+    per_advertiser: dict[tuple[int, str], int] = {}
+    # Walk newest first so that both caps keep the latest touches.
     for t in reversed(touches):
         if t.timestamp < (click_cutoff if t.kind == "click" else view_cutoff):
             continue
         if t.timestamp <= horizon:
-            key = (t.line_item_id, t.kind)
-            n = seen.get(key, 0)
+            key = (t.advertiser_id, t.line_item_id, t.kind)
+            n = per_line_item.get(key, 0)
             if n >= limits.per_line_item:
                 continue
-            seen[key] = n + 1
+            per_line_item[key] = n + 1
+        group = (t.advertiser_id, t.kind)
+        n = per_advertiser.get(group, 0)
+        if n >= limits.max_touches:
+            continue
+        per_advertiser[group] = n + 1
         kept.append(t)
-        if len(kept) >= limits.max_touches:
-            break
     if len(kept) == len(touches):
         return touches
     kept.reverse()
@@ -125,8 +131,8 @@ def record_conversion(
 ) -> UserState:
     """Remember a judged conversion (and, when the repeat rule counted it, its pixel's counter)."""
     watermark = max(state.watermark, timestamp)
-    horizon = watermark - limits.dedup_retention_ms
-    processed = (*(p for p in state.processed if p[1] >= horizon), (event_id, timestamp))
+    dedup_cutoff = watermark - limits.dedup_retention_ms
+    processed = (*(p for p in state.processed if p[1] >= dedup_cutoff), (event_id, timestamp))
     counted = state.counted
     if counted_pixel is not None:
         counted = (*(c for c in counted if c[0] != counted_pixel), (counted_pixel, timestamp))

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from attribution.contract import dead_letter, decode, encode, topic_of
+from attribution.contract import EVENT_TOPICS, dead_letter, decode, encode, topic_of
 from attribution.contract.state_codec import decode_state, encode_state, has_held
 from attribution.domain import Config, Conversion, LineItem, Output, Pixel, Touch, UserState, hold, release, step
 from attribution.errors import InvalidJson, RecordError
@@ -73,9 +73,9 @@ class Processor:
                 self._release(partition, through, get_state, result)
             return result
         rekeyed = name == REKEY_TOPIC
-        if rekeyed:
-            name = _source(headers)
         try:
+            if rekeyed:
+                name = _source(headers)
             if value is None:
                 raise InvalidJson("record: expected a JSON object, got null", code="not_an_object")
             record = decode(name, value)
@@ -94,7 +94,7 @@ class Processor:
                 # Judge what this touch proves complete before it is applied: it is later than them.
                 self._release(partition, through, get_state, result)
             self._step(record, user_key, partition, get_state, result)
-        elif rekeyed or self.time.saw_conversion(partition, record.timestamp):
+        elif self.time.saw_conversion(partition, record.timestamp):
             self._step(record, user_key, partition, get_state, result)
         else:
             state = self._state(user_key, get_state, result)
@@ -167,7 +167,10 @@ class Processor:
 
 
 def _source(headers: Headers | None) -> str:
+    """The original topic of a re-keyed record, from its header; only event topics are valid."""
     for k, v in headers or ():
-        if k == SOURCE_HEADER:
+        if k == SOURCE_HEADER and v.decode("utf-8", "replace") in EVENT_TOPICS:
             return v.decode()
-    return "conversions"
+    raise InvalidJson(
+        f"header: {SOURCE_HEADER} must name one of {', '.join(EVENT_TOPICS)}", SOURCE_HEADER, code="invalid_header"
+    )
