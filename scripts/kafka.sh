@@ -3,10 +3,11 @@
 #
 # Jars come from Maven Central via kafka/pom.xml (needs `mvn` + Java 17).
 #
-# Usage: scripts/kafka.sh {up|down|status|fetch}
+# Usage: scripts/kafka.sh {up|down|stop|status|fetch}
 #   up      fetch jars if needed, format storage, start broker, wait until it
 #           answers a Metadata request (idempotent: no-op if already up)
 #   down    stop the broker (TERM, KILL after 15s), delete its data and pid
+#   stop    stop the broker but keep its data (restart: KAFKA_KEEP_DATA=1 up)
 #   status  exit 0 if a Kafka broker answers on 127.0.0.1:$KAFKA_PORT
 #   fetch   only download/copy the jars into $KAFKA_HOME_DIR/lib
 #
@@ -349,6 +350,17 @@ cmd_up() {
   log "Kafka ready on $HOST:$KAFKA_PORT (pid $pid, logs: $LOG_DIR/server.log)"
 }
 
+cmd_stop() {
+  # Stop the broker but keep its data: `KAFKA_KEEP_DATA=1 up` restarts it where it was.
+  local pid
+  lock_instance
+  if pid="$(live_pid)"; then
+    log "stopping broker pid $pid (keeping its data)"
+    stop_pid "$pid"
+  fi
+  rm -f "$PID_FILE"
+}
+
 cmd_down() {
   local pid
   lock_instance
@@ -381,7 +393,8 @@ cmd_status() {
 case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
+  stop) cmd_stop ;;
   status) cmd_status ;;
   fetch) fetch ;;
-  *) echo "usage: $0 {up|down|status|fetch}" >&2; exit 2 ;;
+  *) echo "usage: $0 {up|down|stop|status|fetch}" >&2; exit 2 ;;
 esac

@@ -16,6 +16,7 @@ Every setting has an environment variable (and most a CLI flag that overrides it
 | ATTRIBUTION_TOUCHES_PER_LINE_ITEM | 2 | touches kept per (line item, kind) per user |
 | ATTRIBUTION_MAX_TOUCHES | 64 | last-resort cap on touches per user, advertiser and kind |
 | ATTRIBUTION_HOLD_MS | 3000 | longest wait for the touch streams before a conversion is judged |
+| ATTRIBUTION_SESSION_TIMEOUT_S | 15 | consumer group session timeout: how soon a dead worker's partitions move |
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class Settings:
     touches_per_line_item: int = 2
     max_touches: int = 64
     hold_ms: int = 3000
+    session_timeout_s: int = 15
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -93,4 +95,5 @@ _VARS = {
     "touches_per_line_item": "ATTRIBUTION_TOUCHES_PER_LINE_ITEM",
     "max_touches": "ATTRIBUTION_MAX_TOUCHES",
     "hold_ms": "ATTRIBUTION_HOLD_MS",
+    "session_timeout_s": "ATTRIBUTION_SESSION_TIMEOUT_S",
 }

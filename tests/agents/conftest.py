@@ -109,8 +109,12 @@ def _agent(app: faust.App, name: str) -> Any:
 def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     rec = Recorder()
 
-    async def send(self: faust.topics.Topic, *, key: Any = None, value: Any = None, **kw: Any) -> None:
+    async def send(self: faust.topics.Topic, *, key: Any = None, value: Any = None, **kw: Any) -> asyncio.Future[None]:
         rec.sent.append(Sent(self.get_topic_name(), key, value, kw.get("headers"), kw.get("partition")))
+        # Like a forced send: a future that completes when the broker acknowledges.
+        acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        acked.set_result(None)
+        return acked
 
     monkeypatch.setattr(faust.topics.Topic, "send", send)
     return rec

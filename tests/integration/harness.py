@@ -44,6 +44,40 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def traffic(users: int, events: int, seed: int = 7, conversion_share: float = 0.1) -> list[dict[str, Any]]:
+    """Synthetic traffic (config first, events in timestamp order) in the replay file format."""
+    from attribution.synth import TrafficSpec, config_records
+    from attribution.synth import events as synth_events
+
+    spec = TrafficSpec(
+        users=users, events=events, seed=seed, conversion_share=conversion_share, duration_ms=6 * 3_600_000
+    )
+    entries: list[dict[str, Any]] = [{"topic": t, "key": k, "value": v} for t, k, v in config_records(spec)]
+    entries += [{"topic": t, "key": k, "value": v} for t, k, v in synth_events(spec)]
+    return entries
+
+
+def sentinels(partitions: int, timestamp: int = 4_000_000_000_000) -> list[dict[str, Any]]:
+    """One far-future impression and click per partition, for a user of no advertiser we use:
+    they push every partition's touch watermark past all real conversions, so held ones are
+    judged without waiting for the bounded wait (they produce no output themselves)."""
+    out = []
+    for p in range(partitions):
+        for topic in ("impressions", "clicks"):
+            user = f"sentinel-{p}"
+            value = {
+                "event_id": f"{topic}-{user}",
+                "user_id": user,
+                "timestamp": timestamp,
+                "advertiser_id": 999_999_999,
+                "line_item_id": 1,
+                "creative_id": 1,
+                "auction_id": "sentinel",
+            }
+            out.append({"topic": topic, "key": user, "value": value, "partition": p})
+    return out
+
+
 def encode_entry(entry: dict[str, Any]) -> tuple[str, bytes | None, bytes | None]:
     """(topic, key, value) of a replay-format entry; the key defaults to user_id / id."""
     value = entry.get("value")
@@ -58,19 +92,23 @@ def encode_entry(entry: dict[str, Any]) -> tuple[str, bytes | None, bytes | None
 
 
 class Pipeline:
-    def __init__(self, tmp: Path, partitions: int = 3, hold_ms: int = 1500, store: str = "memory://") -> None:
+    def __init__(
+        self, tmp: Path, partitions: int = 3, hold_ms: int = 3000, store: str = "memory://", broker: str = BROKER
+    ) -> None:
         self.prefix = f"it-{uuid.uuid4().hex[:8]}-"
         self.tmp = tmp
         self.partitions = partitions
         self.env = {
             **os.environ,
-            "KAFKA_BROKER": BROKER,
+            "KAFKA_BROKER": broker,
             "ATTRIBUTION_TOPIC_PREFIX": self.prefix,
             "ATTRIBUTION_APP_ID": f"{self.prefix}app",
             "ATTRIBUTION_PARTITIONS": str(partitions),
             "ATTRIBUTION_HOLD_MS": str(hold_ms),
             "ATTRIBUTION_STORE": store,
+            "ATTRIBUTION_SESSION_TIMEOUT_S": "6",
         }
+        self.broker = broker
         self.workers: list[subprocess.Popen[bytes]] = []
         subprocess.run([ATTRIBUTION, "topics", "create"], env=self.env, check=True, capture_output=True, timeout=60)
 
@@ -106,13 +144,14 @@ class Pipeline:
         return asyncio.run(self._produce(list(entries)))
 
     async def _produce(self, entries: list[dict[str, Any]]) -> int:
-        producer = AIOKafkaProducer(bootstrap_servers=BROKER, acks="all", linger_ms=5)
+        producer = AIOKafkaProducer(bootstrap_servers=self.broker, acks="all", linger_ms=5)
         await producer.start()
         try:
             futures = []
             for entry in entries:
                 topic, key, value = encode_entry(entry)
-                futures.append(await producer.send(self.prefix + topic, key=key, value=value))
+                partition = entry.get("partition")
+                futures.append(await producer.send(self.prefix + topic, key=key, value=value, partition=partition))
             await asyncio.gather(*futures)
         finally:
             await producer.stop()
@@ -124,7 +163,7 @@ class Pipeline:
         return asyncio.run(self._read(until, timeout, settle))
 
     async def _read(self, until: Any, timeout: float, settle: float) -> dict[str, list[bytes]]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=BROKER, group_id=None, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.broker, group_id=None, enable_auto_commit=False)
         await consumer.start()
         out: dict[str, list[bytes]] = {t: [] for t in OUTPUTS}
         try:
@@ -169,6 +208,17 @@ def normalized(outputs: dict[str, list[bytes]], prefix: str = "") -> dict[str, s
 
 def replay_outputs(entries: list[dict[str, Any]]) -> dict[str, list[bytes]]:
     return replay([orjson.dumps(e) for e in entries]).outputs
+
+
+def distinct_outcomes(outputs: dict[str, list[bytes]]) -> dict[str, bytes]:
+    """conversion_id -> its outcome record; fails on a conversion with two different outcomes."""
+    seen: dict[str, bytes] = {}
+    for t in OUTPUTS[:2]:
+        for v in outputs[t]:
+            cid = orjson.loads(v)["conversion_id"]
+            assert seen.get(cid, v) == v, f"conflicting outcomes for {cid}: {seen[cid]!r} vs {v!r}"
+            seen[cid] = v
+    return seen
 
 
 def conflicts(outputs: dict[str, list[bytes]]) -> list[str]:

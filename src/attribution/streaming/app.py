@@ -15,6 +15,7 @@ Topology (DESIGN §3):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -50,6 +51,9 @@ def create_app(settings: Settings) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
         table_standby_replicas=0,
+        # A crashed worker's partitions move after this long (Faust's default is 60 s).
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
     )
 
     def topic(name: str, **kw: Any) -> faust.TopicT:
@@ -66,13 +70,16 @@ def create_app(settings: Settings) -> faust.App:
     rekey = topic(REKEY_TOPIC, partitions=settings.partitions)
     ticks = topic(TICK_TOPIC, partitions=settings.partitions)
     users = app.Table("users", key_type=bytes, value_type=bytes, partitions=settings.partitions, default=None)
+    watermarks = app.Table(
+        "touch-watermarks", key_type=bytes, value_type=bytes, partitions=settings.partitions, default=None
+    )
     cache = ConfigCache(settings)
     names = {settings.topic(t): t for t in (*EVENT_TOPICS, *CONFIG_TOPICS, *INTERNAL_TOPICS)}
     processor = Processor(settings, names, lambda: cache.config)
 
     @users.on_recover
     async def reindex_held() -> None:
-        n = processor.rebuild(users.items)
+        n = processor.rebuild(users.items, watermarks.items)
         log.info("event time: %d held conversions re-indexed after recovery", n)
 
     @app.task  # type: ignore[untyped-decorator]
@@ -90,13 +97,19 @@ def create_app(settings: Settings) -> faust.App:
         async for event in stream.events():
             m = event.message
             result = processor.handle(m.topic, m.key, m.value, m.partition, m.offset, m.headers, users.get)
-            for user_key, state in result.writes.items():
-                users[user_key] = state
-            for out_topic, key, value in result.sends:
-                await outputs[out_topic].send(key=key, value=value)
+            # Outputs go out now (not at commit) and are acknowledged *before* the state that
+            # records them is written: a crash in between redelivers the record, which is judged
+            # again on the state without it, giving the same bytes. See docs/reliability.md.
+            sent = [await outputs[t].send(key=k, value=v, force=True) for t, k, v in result.sends]
             if result.rekey is not None:
                 user_key, raw, headers = result.rekey
-                await rekey.send(key=user_key, value=raw, headers=headers)
+                sent.append(await rekey.send(key=user_key, value=raw, headers=headers, force=True))
+            if sent and result.writes:
+                await asyncio.gather(*sent)
+            for user_key, state in result.writes.items():
+                users[user_key] = state
+            if result.watermark is not None:
+                watermarks[result.watermark[0]] = result.watermark[1]
 
     @app.agent(config_topic, concurrency=1)
     async def config(stream: faust.StreamT[bytes]) -> None:
@@ -104,7 +117,7 @@ def create_app(settings: Settings) -> faust.App:
             m = event.message
             dead = processor.check_config(m.topic, m.key, m.value, m.partition, m.offset)
             if dead is not None:
-                await outputs["dead-letters"].send(key=m.key, value=dead)
+                await outputs["dead-letters"].send(key=m.key, value=dead, force=True)
 
     app.attribution = {"cache": cache, "users": users, "processor": processor, "outputs": outputs}  # type: ignore[attr-defined]
     return app

@@ -7,6 +7,11 @@ its user's state (changelogged); this index only says which users to look at, an
 the table after a restart or rebalance. A conversion waits at most `hold_ms` of wall-clock time,
 so an idle touch partition cannot stall it.
 
+The touch watermarks themselves are persisted too (a small table, at most once a second per
+partition, from within stream iteration): after a restart the touches before the committed offset
+are not read again, so without them every held conversion would wait out the bounded wait. A
+persisted watermark may be a second stale, which only ever holds a conversion longer.
+
 Wall-clock time is read here (the glue), never in the domain: callers pass `now` in.
 """
 
@@ -26,6 +31,8 @@ class PartitionTime:
     #: (timestamp, arrival seq, user key, arrival wall-clock s) of held conversions
     held: list[tuple[int, int, bytes, float]] = field(default_factory=list)
     tick_pending: bool = False
+    persisted: tuple[int, int] = (NEVER, NEVER)
+    persisted_at: float = float("-inf")
 
     @property
     def touch_watermark(self) -> int:
@@ -85,6 +92,30 @@ class EventTime:
             users[heapq.heappop(heap)[2]] = None
         return list(users)
 
+    def releasable_through(self, partition: int, now: float) -> int | None:
+        """What a tick may release: held conversions the watermark passed (after a restore) or
+        that outlived the bounded wait; the latest such timestamp, or None."""
+        pt = self.of(partition)
+        passed = pt.touch_watermark - 1 if pt.held and pt.held[0][0] < pt.touch_watermark else None
+        expired = self.expired_through(partition, now)
+        candidates = [t for t in (passed, expired) if t is not None]
+        return max(candidates) if candidates else None
+
+    def persist_due(self, partition: int, now: float, every_s: float = 1.0) -> tuple[int, int] | None:
+        """The watermarks to persist for `partition`, when they moved and `every_s` has passed."""
+        pt = self.of(partition)
+        current = (pt.impressions, pt.clicks)
+        if current == pt.persisted or now - pt.persisted_at < every_s:
+            return None
+        pt.persisted, pt.persisted_at = current, now
+        return current
+
+    def restore(self, partition: int, impressions: int, clicks: int) -> None:
+        pt = self.of(partition)
+        pt.impressions = max(pt.impressions, impressions)
+        pt.clicks = max(pt.clicks, clicks)
+        pt.persisted = (pt.impressions, pt.clicks)
+
     def expired_through(self, partition: int, now: float) -> int | None:
         """The latest timestamp among conversions held longer than the bounded wait, if any."""
         deadline = now - self.hold_s
@@ -95,7 +126,7 @@ class EventTime:
         """Partitions that need a tick (a held conversion outlived the wait, none in flight)."""
         due = []
         for p, pt in self.partitions.items():
-            if pt.held and not pt.tick_pending and self.expired_through(p, now) is not None:
+            if pt.held and not pt.tick_pending and self.releasable_through(p, now) is not None:
                 pt.tick_pending = True
                 due.append(p)
         return due

@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import orjson
+
 from attribution.contract import EVENT_TOPICS, dead_letter, decode, encode, topic_of
 from attribution.contract.state_codec import decode_state, encode_state, has_held
 from attribution.domain import Config, Conversion, LineItem, Output, Pixel, Touch, UserState, hold, release, step
@@ -34,6 +36,7 @@ SOURCE_HEADER = "attribution-source"
 @dataclass(slots=True)
 class Result:
     writes: dict[bytes, bytes] = field(default_factory=dict)  # user key -> new encoded state
+    watermark: tuple[bytes, bytes] | None = None  # (partition key, encoded touch watermarks)
     sends: list[Send] = field(default_factory=list)  # (output topic default name, key, value)
     rekey: tuple[bytes, bytes | None, list[tuple[str, bytes]]] | None = None
 
@@ -68,7 +71,7 @@ class Processor:
         name = self.names.get(topic, topic)
         if name == TICK_TOPIC:
             self.time.of(partition).tick_pending = False
-            through = self.time.expired_through(partition, self.clock())
+            through = self.time.releasable_through(partition, self.clock())
             if through is not None:
                 self._release(partition, through, get_state, result)
             return result
@@ -94,6 +97,9 @@ class Processor:
                 # Judge what this touch proves complete before it is applied: it is later than them.
                 self._release(partition, through, get_state, result)
             self._step(record, user_key, partition, get_state, result)
+            due = self.time.persist_due(partition, self.clock())
+            if due is not None:
+                result.watermark = (partition_key(partition), orjson.dumps(due))
         elif self.time.saw_conversion(partition, record.timestamp):
             self._step(record, user_key, partition, get_state, result)
         else:
@@ -108,9 +114,14 @@ class Processor:
         """Partitions whose held conversions outlived the bounded wait (the timer sends ticks)."""
         return self.time.due_ticks(self.clock())
 
-    def rebuild(self, items: Callable[[], object]) -> int:
-        """Re-index held conversions from the table after recovery; returns how many."""
+    def rebuild(self, items: Callable[[], object], watermarks: Callable[[], object] = tuple) -> int:
+        """Re-index held conversions and restore touch watermarks from the tables after recovery;
+        returns how many conversions are held."""
         self.time.reset()
+        for key, raw in watermarks():  # type: ignore[attr-defined]
+            if raw:
+                impressions, clicks = orjson.loads(raw)
+                self.time.restore(int(key), impressions, clicks)
         now = self.clock()
         n = 0
         for key, raw in items():  # type: ignore[attr-defined]
@@ -164,6 +175,11 @@ class Processor:
     def _horizon(self, partition: int) -> int:
         # NEVER (no conversion seen yet on this partition) keeps every touch: nothing is judged yet.
         return self.time.of(partition).horizon
+
+
+def partition_key(partition: int) -> bytes:
+    """The watermarks table's key for an input partition."""
+    return str(partition).encode()
 
 
 def _source(headers: Headers | None) -> str:
