@@ -157,6 +157,21 @@ class Pipeline:
             await producer.stop()
         return len(entries)
 
+    def produce_raw(self, entries: Iterable[dict[str, Any]]) -> int:
+        """Produce entries whose `value` is already bytes (or None), keys as given."""
+        return asyncio.run(self._produce_raw(list(entries)))
+
+    async def _produce_raw(self, entries: list[dict[str, Any]]) -> int:
+        producer = AIOKafkaProducer(bootstrap_servers=self.broker, acks="all", max_request_size=2_000_000)
+        await producer.start()
+        try:
+            for e in entries:
+                key = None if e.get("key") is None else str(e["key"]).encode()
+                await producer.send_and_wait(self.prefix + e["topic"], key=key, value=e["value"])
+        finally:
+            await producer.stop()
+        return len(entries)
+
     def read(self, until: Any = None, timeout: float = 60, settle: float = 2.0) -> dict[str, list[bytes]]:
         """Read every output topic from the start until `until(outputs)` holds (then `settle`
         seconds more to catch stragglers) or the timeout passes."""
