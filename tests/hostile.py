@@ -34,7 +34,7 @@ IMPRESSION = {
     "creative_id": 3,
     "auction_id": "a-1",
 }
-CLICK = {k: v for k, v in IMPRESSION.items()}
+CLICK = dict(IMPRESSION)
 CONVERSION = {"event_id": "v-1", "pixel_id": 1, "user_id": "u-1", "timestamp": T}
 PIXEL = {"id": 1, "advertiser_id": 1, "name": "pixel"}
 LINE_ITEM = {"id": 2, "advertiser_id": 1, "pixels": [{"id": 1}]}
