@@ -17,13 +17,16 @@ Every setting has an environment variable (and most a CLI flag that overrides it
 | ATTRIBUTION_MAX_TOUCHES | 64 | last-resort cap on touches per user, advertiser and kind |
 | ATTRIBUTION_HOLD_MS | 3000 | longest wait for the touch streams before a conversion is judged |
 | ATTRIBUTION_SESSION_TIMEOUT_S | 15 | consumer group session timeout: how soon a dead worker's partitions move |
+| ATTRIBUTION_API_TOKEN | "" | bearer token the HTTP API requires for writes; empty: writes are refused |
+| ATTRIBUTION_PIXEL_HOST | px.example.com | host of the pixel server, used in exported pixel tags |
+| ATTRIBUTION_STATS_MAX_RECORDS | 200000 | outcomes kept in memory for /stats and pixel health (the last 24 h) |
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from attribution.domain import Limits
 from attribution.errors import UsageError
@@ -44,6 +47,9 @@ class Settings:
     max_touches: int = 64
     hold_ms: int = 3000
     session_timeout_s: int = 15
+    api_token: str = field(default="", repr=False)  # a secret: kept out of logs and reprs
+    pixel_host: str = "px.example.com"
+    stats_max_records: int = 200_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -96,4 +102,7 @@ _VARS = {
     "max_touches": "ATTRIBUTION_MAX_TOUCHES",
     "hold_ms": "ATTRIBUTION_HOLD_MS",
     "session_timeout_s": "ATTRIBUTION_SESSION_TIMEOUT_S",
+    "api_token": "ATTRIBUTION_API_TOKEN",
+    "pixel_host": "ATTRIBUTION_PIXEL_HOST",
+    "stats_max_records": "ATTRIBUTION_STATS_MAX_RECORDS",
 }

@@ -119,7 +119,7 @@ _PIXEL_INTS = ("id", "advertiser_id", "post_view_expire_mins", "post_click_expir
 def _decode_line_item(obj: Any) -> LineItem:
     d = _validate_line_item(obj)
     links = tuple(
-        PixelLink(p["id"], p.get("state", "active"), p.get("post_click_revenue"), p.get("post_view_revenue"))
+        PixelLink(int(p["id"]), p.get("state", "active"), p.get("post_click_revenue"), p.get("post_view_revenue"))
         for p in d["pixels"]
     )
     return LineItem(int(d["id"]), int(d["advertiser_id"]), d["state"], links, d.get("name"))

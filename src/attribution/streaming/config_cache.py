@@ -5,6 +5,11 @@ group-less consumer and keeps the last valid version per id (an invalid record i
 the config agent dead-letters it once, cluster-wide). `ready` is set once the cache has caught up
 with the end offsets seen at start, so no event is judged against a half-loaded config.
 
+Read-after-write: the cache records, per partition, the offset up to which it has applied the
+topic, and wakes `wait_applied` callers after every batch; a writer (the HTTP API) publishes,
+learns its record's offset from the broker's ack, and waits until the cache has applied it, so a
+read that follows on the same worker sees the write.
+
 Why not Faust's GlobalTable: its own docstring warns of an infinite recovery loop with several
 app instances; a plain consumer is simpler and has no such failure mode.
 """
@@ -34,6 +39,9 @@ class ConfigCache:
         self.ready = asyncio.Event()
         self._config: Config | None = Config()
         self._topics = {settings.topic("pixels"): "pixels", settings.topic("line-items"): "line-items"}
+        #: (actual topic, partition) -> offset of the next record to apply (last applied + 1)
+        self.applied: dict[tuple[str, int], int] = {}
+        self._progress = asyncio.Condition()
 
     @property
     def config(self) -> Config:
@@ -78,12 +86,31 @@ class ConfigCache:
                 for tp, messages in batches.items():
                     for m in messages:
                         self.apply(self._topics[tp.topic], m.key, m.value)
+                    if messages:
+                        self.applied[(tp.topic, tp.partition)] = messages[-1].offset + 1
+                if batches:
+                    async with self._progress:
+                        self._progress.notify_all()
                 if not self.ready.is_set() and await _caught_up(consumer, ends):
                     log.info("config loaded: %d pixels, %d line items", len(self.pixels), len(self.line_items))
                     self.ready.set()
         finally:
             with contextlib.suppress(Exception):
                 await consumer.stop()
+
+    async def wait_applied(self, topic: str, partition: int, offset: int, timeout: float) -> bool:
+        """Wait until the record at `offset` of (actual) `topic`/`partition` has been applied;
+        False if that did not happen within `timeout` seconds."""
+
+        def done() -> bool:
+            return self.applied.get((topic, partition), 0) > offset
+
+        async with self._progress:
+            try:
+                await asyncio.wait_for(self._progress.wait_for(done), timeout)
+            except TimeoutError:
+                return False
+        return True
 
     async def load(self, timeout: float = 30.0) -> ConfigCache:
         """Read the config topics to their current end once, then stop (for the CLI)."""

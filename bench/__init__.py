@@ -1,0 +1,1 @@
+"""Benchmarks: synthetic traffic (`bench.generate`) and the replay benchmark (`bench.replay_bench`)."""

@@ -1,0 +1,160 @@
+"""Prometheus metrics of one worker, served at `/metrics` (text exposition format).
+
+| metric | type | labels | what |
+|---|---|---|---|
+| `attribution_events_consumed_total` | counter | `topic` | records this worker's agents consumed, per input topic (default names, internal topics included) |
+| `attribution_outcomes_total` | counter | `kind`, `reason` | conversion outcomes this worker published: `kind` `attributed` (`reason` = `post_click`/`post_view`) or `unattributed` (`reason` = the reason) |
+| `attribution_dead_letters_total` | counter | `code` | dead letters this worker published, by error code |
+| `attribution_held_conversions` | gauge | | conversions this worker holds, waiting for the touch streams (event time) |
+| `attribution_consumer_lag` | gauge | `topic`, `partition` | records not yet read, per assigned input partition (high watermark - position) |
+| `attribution_processing_seconds` | histogram | | time the events agent spends on one record (judging, sending, acknowledgements) |
+
+Figures are per worker, as Prometheus expects (sum them across workers). Counters count what was
+published, so a record re-published after a crash (at-least-once delivery) counts again; `/stats`
+is the deduplicated view.
+
+They are fed by a Faust sensor (`MetricsSensor`): Faust calls it for every consumed message, every
+stream event and every send, so the agents need no code of their own for it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import faust
+import orjson
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+EVENT_AGENT_TOPICS = frozenset({"impressions", "clicks", "conversions", "rekeyed-events", "event-time-ticks"})
+
+
+class Metrics:
+    """The metrics of one worker, in a registry of their own (not the process-global one)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.consumed = Counter(
+            "attribution_events_consumed", "Records consumed by this worker, per input topic.", ["topic"], registry=r
+        )
+        self.outcomes = Counter(
+            "attribution_outcomes",
+            "Conversion outcomes published by this worker, by kind (attributed/unattributed) and reason.",
+            ["kind", "reason"],
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "attribution_dead_letters", "Dead letters published by this worker, by error code.", ["code"], registry=r
+        )
+        self.held = Gauge(
+            "attribution_held_conversions", "Conversions held until the touch streams pass them.", registry=r
+        )
+        self.lag = Gauge(
+            "attribution_consumer_lag",
+            "Records not yet read, per assigned input partition.",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.processing = Histogram(
+            "attribution_processing_seconds",
+            "Time the events agent spends on one record.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+
+    def set_lag(self, lags: Iterable[tuple[str, int, int]]) -> None:
+        """Replace the lag gauge with (topic, partition, lag) of the current assignment."""
+        self.lag.clear()
+        for topic, partition, lag in lags:
+            self.lag.labels(topic, str(partition)).set(lag)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def output_labels(topic: str, value: bytes | None) -> tuple[str, ...] | None:
+    """What an output record counts as: ("outcome", kind, reason), ("dead_letter", code) or None."""
+    if value is None or topic not in ("attributed-conversions", "unattributed-conversions", "dead-letters"):
+        return None
+    try:
+        record = orjson.loads(value)
+        if topic == "attributed-conversions":
+            return ("outcome", "attributed", str(record["attribution"]))
+        if topic == "unattributed-conversions":
+            return ("outcome", "unattributed", str(record["reason"]))
+        return ("dead_letter", str(record["error"]["code"]))
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+
+
+class MetricsSensor(faust.Sensor):  # type: ignore[misc]
+    """Feeds `Metrics` from Faust's sensor callbacks. `names` maps actual topic names to default
+    names; topics not in it (changelogs, other apps) are ignored."""
+
+    def __init__(self, metrics: Metrics, names: Mapping[str, str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.metrics = metrics
+        self.names = names
+        #: (actual topic, partition) -> offset of the next record this worker will read
+        self.positions: dict[tuple[str, int], int] = {}
+
+    def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
+        name = self.names.get(tp.topic)
+        if name is not None:
+            self.metrics.consumed.labels(name).inc()
+            self.positions[(tp.topic, tp.partition)] = offset + 1
+
+    def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> float | None:
+        return time.perf_counter() if self.names.get(tp.topic) in EVENT_AGENT_TOPICS else None
+
+    def on_stream_event_out(self, tp: Any, offset: int, stream: Any, event: Any, state: Any = None) -> None:
+        if isinstance(state, float):
+            self.metrics.processing.observe(time.perf_counter() - state)
+
+    def on_send_initiated(self, producer: Any, topic: str, message: Any, keysize: int, valsize: int) -> Any:
+        name = self.names.get(topic)
+        return None if name is None else output_labels(name, getattr(message, "value", None))
+
+    def on_send_completed(self, producer: Any, state: Any, metadata: Any) -> None:
+        if not state:
+            return
+        if state[0] == "outcome":
+            self.metrics.outcomes.labels(state[1], state[2]).inc()
+        else:
+            self.metrics.dead_letters.labels(state[1]).inc()
+
+    def lags(self, consumer: Any) -> list[tuple[str, int, int]]:
+        """(default topic name, partition, lag) of each assigned input partition whose position
+        and high watermark are known."""
+        out: list[tuple[str, int, int]] = []
+        committed: Mapping[Any, Any] = getattr(consumer, "_committed_offset", {})
+        for tp in sorted(consumer.assignment()):
+            name = self.names.get(tp.topic)
+            if name is None:
+                continue
+            position = self.positions.get((tp.topic, tp.partition), committed.get(tp))
+            try:
+                highwater = consumer.highwater(tp)
+            except Exception:  # an unknown partition has no figure yet
+                highwater = None
+            if position is not None and highwater is not None:
+                out.append((name, tp.partition, max(0, int(highwater) - int(position))))
+        return out
+
+
+def refresher(sensor: MetricsSensor, consumer: Callable[[], Any], held: Callable[[], int]) -> Callable[[], None]:
+    """What to run before each scrape: gauges that are read, not counted (lag, held)."""
+
+    def refresh() -> None:
+        sensor.metrics.held.set(held())
+        try:
+            sensor.metrics.set_lag(sensor.lags(consumer()))
+        except Exception:  # no consumer yet (starting, rebalancing): no lag figures
+            sensor.metrics.lag.clear()
+
+    return refresh
