@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
+export KAFKA_BROKER="${KAFKA_BROKER:-127.0.0.1:${KAFKA_PORT:-9092}}"
 started=0
 if [ -f scripts/kafka.sh ] && [ -d tests/integration ] && ls tests/integration/test_*.py >/dev/null 2>&1; then
   if ! bash scripts/kafka.sh status >/dev/null 2>&1; then
