@@ -12,6 +12,13 @@ if [ -f scripts/kafka.sh ] && [ -d tests/integration ] && ls tests/integration/t
     started=1
   fi
 fi
+# The dashboard test drives Debian's Chromium, headless, through the driver that ships inside the
+# playwright package (no browser download). Install it when missing (as root; CI runs as root).
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q chromium >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; } \
+    || echo "warning: could not install chromium: the dashboard browser test will fail" >&2
+fi
 cleanup() { if [ "$started" = 1 ]; then bash scripts/kafka.sh down || true; fi; }
 trap cleanup EXIT
 "$BIN/pytest" tests "$@"

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterable
 from contextlib import closing
@@ -110,17 +111,41 @@ class Pipeline:
         }
         self.broker = broker
         self.workers: list[subprocess.Popen[bytes]] = []
+        self.web_ports: dict[str, int] = {}
         subprocess.run([ATTRIBUTION, "topics", "create"], env=self.env, check=True, capture_output=True, timeout=60)
 
     # -- workers ---------------------------------------------------------------------------
-    def start_worker(self, name: str = "w0") -> subprocess.Popen[bytes]:
+    def start_worker(self, name: str = "w0", env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         data = self.tmp / name
         data.mkdir(parents=True, exist_ok=True)
-        env = {**self.env, "ATTRIBUTION_DATA_DIR": str(data), "ATTRIBUTION_WEB_PORT": str(free_port())}
+        self.web_ports[name] = free_port()
+        env = {
+            **self.env,
+            "ATTRIBUTION_DATA_DIR": str(data),
+            "ATTRIBUTION_WEB_PORT": str(self.web_ports[name]),
+            **(env or {}),
+        }
         log = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen([ATTRIBUTION, "worker", "-l", "info"], env=env, stdout=log, stderr=log)
         self.workers.append(proc)
         return proc
+
+    def web_url(self, name: str = "w0") -> str:
+        """Base URL of a worker's web server (bound to 127.0.0.1)."""
+        return f"http://127.0.0.1:{self.web_ports[name]}"
+
+    def wait_web(self, name: str = "w0", timeout: float = 90) -> str:
+        """Wait until a worker's web server answers (it starts once the worker has recovered)."""
+        url = self.web_url(name)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{url}/openapi.json", timeout=2) as response:
+                    if response.status == 200:
+                        return url
+            except OSError:
+                time.sleep(0.2)
+        raise TimeoutError(f"worker {name}'s web server did not answer within {timeout:g}s:\n{self.log(name)[-3000:]}")
 
     def stop(self, proc: subprocess.Popen[bytes], kill: bool = False, timeout: float = 30) -> None:
         proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)

@@ -1,9 +1,11 @@
-"""`attribution pixels put|list|delete` and `attribution line-items put|list|delete`.
+"""`attribution pixels put|list|delete|export` and `attribution line-items put|list|delete`.
 
 Configuration lives in the compacted `pixels` and `line-items` topics, keyed by the id as decimal
 text; a null value (tombstone) deletes. `put` validates every record against the contract before
 publishing anything: one invalid record refuses the whole file (exit 1), so a file is applied
 entirely or not at all. `list` reads both topics to their current end, the way every worker does.
+`pixels export ID` prints the pixel's tags (`attribution.web.tags`), like the worker's
+`GET /pixels/{id}/tags`.
 """
 
 from __future__ import annotations
@@ -343,6 +345,52 @@ def pixels_list(broker: str | None, topic_prefix: str | None, as_json: bool, adv
 def pixels_delete(broker: str | None, topic_prefix: str | None, ident: int, force: bool) -> None:
     """Delete pixel ID (a tombstone). Refused while a line item still carries it, unless --force."""
     delete(PIXELS, ident, broker, topic_prefix, force)
+
+
+@pixels_group.command("export")
+@kafka_options
+@_id_arg
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["all", "img", "js", "url"]),
+    default="all",
+    show_default=True,
+    help="Which form: the image tag, the JavaScript tag, the server-side URL, or all three.",
+)
+@click.option("--value", is_flag=True, help="Add the value=[VALUE] placeholder (dynamic revenue).")
+@click.option("--order-id", is_flag=True, help="Add the order_id=[ORDER_ID] placeholder.")
+@click.option("--other", is_flag=True, help="Add the other=[OTHER] placeholder (external data).")
+@click.option("--pixel-host", default=None, help="Host of the pixel server [env ATTRIBUTION_PIXEL_HOST].")
+def pixels_export(
+    broker: str | None,
+    topic_prefix: str | None,
+    ident: int,
+    fmt: str,
+    value: bool,
+    order_id: bool,
+    other: bool,
+    pixel_host: str | None,
+) -> None:
+    """Print pixel ID's tags: the image tag, the JavaScript tag and the server-side URL.
+
+    Placeholders are added only when asked for; the page or server that fires the pixel replaces
+    them: [VALUE] (a number >= 0), [ORDER_ID] (<= 36 chars), [OTHER] (<= 30 chars); the server-side
+    URL also carries the user id, [USER_ID].
+    """
+    from attribution.web import tags
+
+    settings = settings_from(broker, topic_prefix, pixel_host=pixel_host)
+    config = call(load_config(settings))
+    pixel = config.pixels.get(ident)
+    if pixel is None:
+        raise click.ClickException(f"pixel {ident} not found")
+    forms = tags.export(ident, settings.pixel_host, pixel.name, tags.Placeholders(value, order_id, other))
+    if fmt != "all":
+        click.echo(forms[fmt])
+        return
+    titles = {"img": "Image tag", "js": "JavaScript tag", "url": "Server-side URL"}
+    click.echo("\n\n".join(f"# {titles[k]}\n{forms[k]}" for k in ("img", "js", "url")))
 
 
 @click.group("line-items")

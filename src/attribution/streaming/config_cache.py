@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -86,17 +87,23 @@ class ConfigCache:
                 for tp, messages in batches.items():
                     for m in messages:
                         self.apply(self._topics[tp.topic], m.key, m.value)
-                    if messages:
-                        self.applied[(tp.topic, tp.partition)] = messages[-1].offset + 1
                 if batches:
-                    async with self._progress:
-                        self._progress.notify_all()
+                    await self.advanced(
+                        {(tp.topic, tp.partition): ms[-1].offset + 1 for tp, ms in batches.items() if ms}
+                    )
                 if not self.ready.is_set() and await _caught_up(consumer, ends):
                     log.info("config loaded: %d pixels, %d line items", len(self.pixels), len(self.line_items))
                     self.ready.set()
         finally:
             with contextlib.suppress(Exception):
                 await consumer.stop()
+
+    async def advanced(self, positions: Mapping[tuple[str, int], int]) -> None:
+        """Record that everything before these offsets ((actual topic, partition) -> next offset)
+        has been applied, and wake the writers waiting for it."""
+        self.applied.update(positions)
+        async with self._progress:
+            self._progress.notify_all()
 
     async def wait_applied(self, topic: str, partition: int, offset: int, timeout: float) -> bool:
         """Wait until the record at `offset` of (actual) `topic`/`partition` has been applied;

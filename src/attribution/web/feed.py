@@ -66,15 +66,14 @@ class OutcomeFeed:
         await consumer.start()
         try:
             consumer.assign(tps)
+            # End offsets first: a partition with no record since `since` starts at the end seen
+            # *before* the search, so a record published meanwhile is read, not skipped.
+            ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
             since = self.clock() - self.window.span_ms
             starts = await consumer.offsets_for_times(dict.fromkeys(tps, since))
             for tp in tps:
                 found = starts.get(tp)
-                if found is None:
-                    await consumer.seek_to_end(tp)
-                else:
-                    consumer.seek(tp, found.offset)
-            ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
+                consumer.seek(tp, ends[tp] if found is None else found.offset)
             while True:
                 batches = await consumer.getmany(timeout_ms=500, max_records=5_000)
                 for tp, messages in batches.items():

@@ -8,16 +8,18 @@ Per pixel:
   kept (the last 24 h), or null;
 * `attributed_today`: post-click and post-view attributed conversions published since 00:00 UTC.
 
-Like `/stats`, windows are in publish time (see `outcomes.Outcome`). The API shows these next to
-the pixel's `status` (`active`, `paused` or `inactive`: DESIGN §2.2, `Config.status`).
+Like `/stats`, windows are in publish time (see `outcomes.Outcome`) and the work is done per
+minute (`stats.window_tallies`). The API shows these next to the pixel's `status` (`active`,
+`paused` or `inactive`: DESIGN §2.2, `Config.status`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from attribution.web.outcomes import Outcome
+from attribution.web.stats import DIRECT, Bucket, TallySource, by_minute, window_tallies
 
 HOUR_MS = 3_600_000
 LOADS_WINDOW_MS = 12 * HOUR_MS
@@ -33,19 +35,25 @@ def empty_health() -> dict[str, Any]:
     return {"loads_12h": 0, "last_load_at": None, "attributed_today": {"post_click": 0, "post_view": 0}}
 
 
-def pixel_health(outcomes: Iterable[Outcome], now_ms: int) -> dict[int, dict[str, Any]]:
+def health_of_buckets(
+    buckets: Sequence[Bucket], now_ms: int, source: TallySource = DIRECT
+) -> dict[int, dict[str, Any]]:
     """Load figures of every pixel that has outcomes; a pixel without any has `empty_health()`."""
     health: dict[int, dict[str, Any]] = {}
-    loads_from = now_ms - LOADS_WINDOW_MS
-    today = start_of_day(now_ms)
-    for o in outcomes:
-        h = health.get(o.pixel_id)
-        if h is None:
-            h = health[o.pixel_id] = empty_health()
-        if o.published_ms > loads_from:
-            h["loads_12h"] += 1
-        if h["last_load_at"] is None or o.conversion_ms > h["last_load_at"]:
-            h["last_load_at"] = o.conversion_ms
-        if o.attributed and o.published_ms >= today and o.kind in ("post_click", "post_view"):
-            h["attributed_today"][o.kind] += 1
+    everything = window_tallies(buckets, -1, source, samples=False)
+    loads = window_tallies(buckets, now_ms - LOADS_WINDOW_MS, source, samples=False)
+    today = window_tallies(buckets, start_of_day(now_ms) - 1, source, samples=False)
+    for pid, t in everything.items():
+        h = health[pid] = empty_health()
+        h["last_load_at"] = t.last_conversion_ms
+        if pid in loads:
+            h["loads_12h"] = loads[pid].count
+        if pid in today:
+            kinds = today[pid].kinds
+            h["attributed_today"] = {"post_click": kinds.get("post_click", 0), "post_view": kinds.get("post_view", 0)}
     return health
+
+
+def pixel_health(outcomes: Iterable[Outcome], now_ms: int) -> dict[int, dict[str, Any]]:
+    """`health_of_buckets` of outcomes in any order."""
+    return health_of_buckets(by_minute(outcomes), now_ms)

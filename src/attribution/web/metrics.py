@@ -6,7 +6,8 @@
 | `attribution_outcomes_total` | counter | `kind`, `reason` | conversion outcomes this worker published: `kind` `attributed` (`reason` = `post_click`/`post_view`) or `unattributed` (`reason` = the reason) |
 | `attribution_dead_letters_total` | counter | `code` | dead letters this worker published, by error code |
 | `attribution_held_conversions` | gauge | | conversions this worker holds, waiting for the touch streams (event time) |
-| `attribution_consumer_lag` | gauge | `topic`, `partition` | records not yet read, per assigned input partition (high watermark - position) |
+| `attribution_consumer_lag` | gauge | `topic`, `partition` | records not yet read, per assigned input partition (high watermark - position; known once the partition has a committed offset or delivered a record, or is empty) |
+| `attribution_assigned_partitions` | gauge | `topic` | input partitions assigned to this worker |
 | `attribution_processing_seconds` | histogram | | time the events agent spends on one record (judging, sending, acknowledgements) |
 
 Figures are per worker, as Prometheus expects (sum them across workers). Counters count what was
@@ -60,6 +61,9 @@ class Metrics:
             ["topic", "partition"],
             registry=r,
         )
+        self.assigned = Gauge(
+            "attribution_assigned_partitions", "Input partitions assigned to this worker.", ["topic"], registry=r
+        )
         self.processing = Histogram(
             "attribution_processing_seconds",
             "Time the events agent spends on one record.",
@@ -67,8 +71,14 @@ class Metrics:
             registry=r,
         )
 
-    def set_lag(self, lags: Iterable[tuple[str, int, int]]) -> None:
-        """Replace the lag gauge with (topic, partition, lag) of the current assignment."""
+    def set_assignment(self, assigned: Iterable[tuple[str, int]], lags: Iterable[tuple[str, int, int]]) -> None:
+        """Replace the assignment and lag gauges: (topic, partition) assigned, (topic, partition, lag)."""
+        self.assigned.clear()
+        counts: dict[str, int] = {}
+        for topic, _ in assigned:
+            counts[topic] = counts.get(topic, 0) + 1
+        for topic, n in counts.items():
+            self.assigned.labels(topic).set(n)
         self.lag.clear()
         for topic, partition, lag in lags:
             self.lag.labels(topic, str(partition)).set(lag)
@@ -92,7 +102,7 @@ def output_labels(topic: str, value: bytes | None) -> tuple[str, ...] | None:
         return None
 
 
-class MetricsSensor(faust.Sensor):  # type: ignore[misc]
+class MetricsSensor(faust.Sensor):
     """Feeds `Metrics` from Faust's sensor callbacks. `names` maps actual topic names to default
     names; topics not in it (changelogs, other apps) are ignored."""
 
@@ -109,12 +119,12 @@ class MetricsSensor(faust.Sensor):  # type: ignore[misc]
             self.metrics.consumed.labels(name).inc()
             self.positions[(tp.topic, tp.partition)] = offset + 1
 
-    def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> float | None:
-        return time.perf_counter() if self.names.get(tp.topic) in EVENT_AGENT_TOPICS else None
+    def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> dict[str, float] | None:
+        return {"started": time.perf_counter()} if self.names.get(tp.topic) in EVENT_AGENT_TOPICS else None
 
     def on_stream_event_out(self, tp: Any, offset: int, stream: Any, event: Any, state: Any = None) -> None:
-        if isinstance(state, float):
-            self.metrics.processing.observe(time.perf_counter() - state)
+        if state:
+            self.metrics.processing.observe(time.perf_counter() - state["started"])
 
     def on_send_initiated(self, producer: Any, topic: str, message: Any, keysize: int, valsize: int) -> Any:
         name = self.names.get(topic)
@@ -128,21 +138,30 @@ class MetricsSensor(faust.Sensor):  # type: ignore[misc]
         else:
             self.metrics.dead_letters.labels(state[1]).inc()
 
+    def assignment(self, consumer: Any) -> list[tuple[str, int]]:
+        """(default topic name, partition) of each assigned input partition."""
+        return [(self.names[tp.topic], tp.partition) for tp in sorted(consumer.assignment()) if tp.topic in self.names]
+
     def lags(self, consumer: Any) -> list[tuple[str, int, int]]:
-        """(default topic name, partition, lag) of each assigned input partition whose position
-        and high watermark are known."""
+        """(default topic name, partition, lag) of each assigned input partition whose lag is
+        known: its position (a record delivered, or a committed offset) and high watermark are, or
+        it is empty."""
         out: list[tuple[str, int, int]] = []
         committed: Mapping[Any, Any] = getattr(consumer, "_committed_offset", {})
         for tp in sorted(consumer.assignment()):
             name = self.names.get(tp.topic)
             if name is None:
                 continue
-            position = self.positions.get((tp.topic, tp.partition), committed.get(tp))
             try:
                 highwater = consumer.highwater(tp)
             except Exception:  # an unknown partition has no figure yet
                 highwater = None
-            if position is not None and highwater is not None:
+            if highwater is None:
+                continue
+            position = self.positions.get((tp.topic, tp.partition), committed.get(tp))
+            if position is None and highwater == 0:
+                position = 0
+            if position is not None:
                 out.append((name, tp.partition, max(0, int(highwater) - int(position))))
         return out
 
@@ -153,8 +172,9 @@ def refresher(sensor: MetricsSensor, consumer: Callable[[], Any], held: Callable
     def refresh() -> None:
         sensor.metrics.held.set(held())
         try:
-            sensor.metrics.set_lag(sensor.lags(consumer()))
-        except Exception:  # no consumer yet (starting, rebalancing): no lag figures
-            sensor.metrics.lag.clear()
+            c = consumer()
+            sensor.metrics.set_assignment(sensor.assignment(c), sensor.lags(c))
+        except Exception:  # no consumer yet (starting, rebalancing): no assignment figures
+            sensor.metrics.set_assignment((), ())
 
     return refresh

@@ -13,24 +13,29 @@ from functools import cache
 from typing import Any
 
 from attribution.contract import load_schema
+from attribution.web.patterns import portable
 
 MAX_ID = 9223372036854775807
 JSON = "application/json"
 
 
 def record_schema(name: str) -> dict[str, Any]:
-    """A record schema of `schemas/` as an OpenAPI schema object (no `$schema` / `$id`)."""
-    schema = copy.deepcopy(dict(load_schema(name)))
+    """A record schema of `schemas/` as an OpenAPI schema object (no `$schema` / `$id`; patterns
+    made portable, see `patterns.portable_pattern`)."""
+    schema: dict[str, Any] = portable(copy.deepcopy(dict(load_schema(name))))
     schema.pop("$schema", None)
     schema.pop("$id", None)
     return schema
 
 
-def _without_required_id(schema: dict[str, Any]) -> dict[str, Any]:
-    """The body of a PUT: as the record, except that `id` may be left out (the path gives it)."""
+def _put_body(schema: dict[str, Any]) -> dict[str, Any]:
+    """The body of a PUT: the record without its `id`, which the path gives. (The API also takes a
+    body that repeats the path's id, so a record read with GET can be sent back; any other id is a
+    422. The schema leaves `id` out because it cannot say "equal to the path parameter".)"""
     put = copy.deepcopy(schema)
+    put["properties"].pop("id", None)
     put["required"] = [r for r in put.get("required", []) if r != "id"]
-    put["description"] = (put.get("description", "") + " On PUT, `id` may be left out; if given it must equal the path's id.").strip()
+    put["description"] = (put.get("description", "") + " The id is the path's.").strip()
     return put
 
 
@@ -84,6 +89,7 @@ _ERRORS = {
     "409": _error("conflicts with the current config (already exists, still in use, unknown pixel, advertiser)"),
     "413": _error("the body is too large"),
     "422": _error("the record breaks a rule of the contract: the field and the rule are named"),
+    "503": _error("the broker did not take the write"),
     "504": _error("published, but not read back in time"),
 }
 
@@ -107,9 +113,9 @@ def _crud(plural: str, what: str, schema: str, read: str, extra_errors: tuple[st
     read_ref = {"$ref": f"#/components/schemas/{read}"}
     put_ref = {"$ref": f"#/components/schemas/{schema}Put"}
     one = {"description": f"the {what}", "content": {JSON: {"schema": read_ref}}}
-    secure = [{"bearerAuth": []}]
+    secure: list[dict[str, list[str]]] = [{"bearerAuth": []}]
     list_key = plural.replace("-", "_")
-    write = ("400", "401", "403", "409", "413", "422", "504")
+    write = ("400", "401", "403", "409", "413", "422", "503", "504")
     return {
         f"/{plural}": {
             "get": {
@@ -140,6 +146,7 @@ def _crud(plural: str, what: str, schema: str, read: str, extra_errors: tuple[st
                         }
                     },
                     "400",
+                    "503",
                 ),
             },
             "post": {
@@ -163,7 +170,7 @@ def _crud(plural: str, what: str, schema: str, read: str, extra_errors: tuple[st
             "get": {
                 "operationId": f"get_{list_key}",
                 "summary": f"One {what}",
-                "responses": _responses({"200": one}, "404"),
+                "responses": _responses({"200": one}, "404", "503"),
             },
             "put": {
                 "operationId": f"replace_{list_key}",
@@ -177,7 +184,7 @@ def _crud(plural: str, what: str, schema: str, read: str, extra_errors: tuple[st
                 "summary": f"Delete a {what} (a tombstone on the compacted topic)",
                 "security": secure,
                 "responses": _responses(
-                    {"204": {"description": "deleted"}}, "401", "403", "404", "504", *extra_errors
+                    {"204": {"description": "deleted"}}, "401", "403", "404", "503", "504", *extra_errors
                 ),
             },
         },
@@ -189,8 +196,8 @@ def _flag(name: str, placeholder: str) -> dict[str, Any]:
         "name": name,
         "in": "query",
         "required": False,
-        "description": f"add `{name}={placeholder}` to the tag",
-        "schema": {"type": "boolean", "default": False},
+        "description": f"add `{name}={placeholder}` to the tag (`1`/`true`) or not (`0`/`false`, the default)",
+        "schema": {"enum": ["1", "true", "0", "false"], "default": "false"},
     }
 
 
@@ -322,14 +329,22 @@ def _document() -> dict[str, Any]:
                     _flag("other", "[OTHER]"),
                 ],
                 "responses": _responses(
-                    {"200": {"description": "the tags", "content": {JSON: {"schema": {"$ref": "#/components/schemas/Tags"}}}}},
+                    {
+                        "200": {
+                            "description": "the tags",
+                            "content": {JSON: {"schema": {"$ref": "#/components/schemas/Tags"}}},
+                        }
+                    },
                     "400",
                     "404",
+                    "503",
                 ),
             },
         },
         **_crud("line-items", "line item", "LineItem", "LineItemRead"),
-        "/stats": _simple("Live figures per pixel, over the last hour and day", JSON, {"$ref": "#/components/schemas/Stats"}),
+        "/stats": _simple(
+            "Live figures per pixel, over the last hour and day", JSON, {"$ref": "#/components/schemas/Stats"}
+        ),
         "/metrics": _simple("Prometheus metrics of this worker", "text/plain"),
         "/dashboard": _simple("The live dashboard page", "text/html"),
         "/openapi.json": _simple("This document", JSON, {"type": "object"}),
@@ -346,7 +361,7 @@ def _document() -> dict[str, Any]:
             "description": (
                 "Pixels and line items are published to the compacted config topics and read back before a write "
                 "answers, so a read on the same worker sees it. Writes need `Authorization: Bearer <token>` "
-                "(ATTRIBUTION_API_TOKEN). Errors are `{\"error\": {\"code\", \"message\", \"field\"?}}`."
+                '(ATTRIBUTION_API_TOKEN). Errors are `{"error": {"code", "message", "field"?}}`.'
             ),
         },
         "paths": paths,
@@ -354,10 +369,10 @@ def _document() -> dict[str, Any]:
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
             "schemas": {
                 "Pixel": pixel,
-                "PixelPut": _without_required_id(pixel),
+                "PixelPut": _put_body(pixel),
                 "PixelRead": _read(pixel, {"status": _STATUS, "health": _HEALTH}),
                 "LineItem": line_item,
-                "LineItemPut": _without_required_id(line_item),
+                "LineItemPut": _put_body(line_item),
                 "LineItemRead": _read(line_item, {}),
                 "Tags": _TAGS,
                 "Stats": _STATS,

@@ -9,13 +9,15 @@ of each `conversion_id` and ignores later copies (they are byte-identical by con
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Iterator
+import bisect
+from collections import deque
+from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
 import orjson
 
 DAY_MS = 86_400_000
+MINUTE_MS = 60_000
 
 
 class Outcome(NamedTuple):
@@ -72,53 +74,86 @@ def parse_outcome(topic: str, raw: bytes | None, published_ms: int) -> Outcome |
 
 class OutcomeWindow:
     """The outcomes published in the last `span_ms` (by publish time), at most `max_records` of
-    them, each conversion once. Oldest first (arrival order)."""
+    them, each conversion once, grouped by minute of publication so that figures can be summed
+    per minute instead of per record (see `stats`)."""
 
     def __init__(self, max_records: int = 200_000, span_ms: int = DAY_MS) -> None:
         self.max_records = max_records
         self.span_ms = span_ms
-        self._records: OrderedDict[str, Outcome] = OrderedDict()
+        self._minutes: dict[int, deque[Outcome]] = {}
+        self._order: list[int] = []  # the minutes of `_minutes`, sorted
+        self._ids: set[str] = set()  # conversion ids kept
+        #: minute -> the window's version when it last changed (unique), so that figures derived
+        #: from a minute can be cached until it changes
+        self.stamps: dict[int, int] = {}
         #: records read, duplicates among them, records evicted by the size cap
         self.read = 0
         self.duplicates = 0
         self.evicted = 0
-        #: bumped on every change, so derived figures can be cached until the next one
+        #: bumped on every change
         self.version = 0
 
     def add(self, outcome: Outcome) -> bool:
         """Keep an outcome; False for a conversion already in the window."""
         self.read += 1
-        if outcome.conversion_id in self._records:
+        if outcome.conversion_id in self._ids:
             self.duplicates += 1
             return False
-        self._records[outcome.conversion_id] = outcome
-        self.version += 1
-        while len(self._records) > self.max_records:
-            self._records.popitem(last=False)
-            self.evicted += 1
+        minute = outcome.published_ms // MINUTE_MS
+        bucket = self._minutes.get(minute)
+        if bucket is None:
+            bucket = self._minutes[minute] = deque()
+            bisect.insort(self._order, minute)
+        bucket.append(outcome)
+        self._ids.add(outcome.conversion_id)
+        self._touch(minute)
+        while len(self._ids) > self.max_records:
+            self._evict_oldest()
         return True
 
     def prune(self, now_ms: int) -> int:
-        """Forget outcomes published before `now_ms - span_ms` (from the oldest end); how many."""
-        cutoff = now_ms - self.span_ms
+        """Forget the minutes that ended before `now_ms - span_ms`; how many outcomes went."""
+        first_kept = (now_ms - self.span_ms) // MINUTE_MS
         n = 0
-        while self._records:
-            oldest = next(iter(self._records.values()))
-            if oldest.published_ms >= cutoff:
-                break
-            self._records.popitem(last=False)
-            n += 1
-        if n:
+        while self._order and self._order[0] < first_kept:
+            minute = self._order.pop(0)
+            for o in self._minutes.pop(minute):
+                self._ids.discard(o.conversion_id)
+                n += 1
+            self.stamps.pop(minute, None)
             self.version += 1
         return n
 
+    def buckets(self) -> list[tuple[int, Sequence[Outcome]]]:
+        """(minute, its outcomes) in time order; a minute is `published_ms // 60000`."""
+        return [(m, self._minutes[m]) for m in self._order]
+
     def __iter__(self) -> Iterator[Outcome]:
-        # Callers iterate synchronously (no await in between), so no copy is needed.
-        return iter(self._records.values())
+        for _, outcomes in self.buckets():
+            yield from outcomes
 
     def __len__(self) -> int:
-        return len(self._records)
+        return len(self._ids)
 
     def oldest_ms(self) -> int | None:
         """Publish time of the oldest outcome kept (None when empty)."""
-        return next(iter(self._records.values())).published_ms if self._records else None
+        if not self._order:
+            return None
+        return min(o.published_ms for o in self._minutes[self._order[0]])
+
+    def _touch(self, minute: int) -> None:
+        self.version += 1
+        self.stamps[minute] = self.version
+
+    def _evict_oldest(self) -> None:
+        minute = self._order[0]
+        bucket = self._minutes[minute]
+        self._ids.discard(bucket.popleft().conversion_id)
+        if not bucket:
+            del self._minutes[minute]
+            self._order.pop(0)
+            self.stamps.pop(minute, None)
+        else:
+            self._touch(minute)
+        self.version += 1
+        self.evicted += 1

@@ -1,17 +1,52 @@
 """The reporting side of one worker: the outcome window and the figures derived from it.
 
-Figures are recomputed at most once a second, and only when the window changed (a dashboard
-polling every second and an API listing pixels share the work).
+Figures are recomputed at most once a second, and only when the window changed; the per-minute
+and per-hour tallies they are made of are cached until they change, so a recomputation merges
+about 25 hours and 60 minutes of tallies instead of passing over every outcome.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from attribution.web.health import empty_health, pixel_health
-from attribution.web.outcomes import OutcomeWindow
-from attribution.web.stats import summarize
+from attribution.web.health import empty_health, health_of_buckets
+from attribution.web.outcomes import Outcome, OutcomeWindow
+from attribution.web.stats import Bucket, Tally, TallySource, pixel_tallies, summarize_buckets
+
+
+class CachedTallies(TallySource):
+    """Per-minute and per-hour tallies of a window, each kept until its minutes change."""
+
+    def __init__(self, window: OutcomeWindow) -> None:
+        self.window = window
+        self._minutes: dict[int, tuple[int, Mapping[int, Tally]]] = {}
+        self._hours: dict[int, tuple[tuple[int, ...], Mapping[int, Tally]]] = {}
+
+    def minute(self, minute: int, outcomes: Sequence[Outcome]) -> Mapping[int, Tally]:
+        stamp = self.window.stamps.get(minute, -1)
+        hit = self._minutes.get(minute)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        tallies = pixel_tallies(outcomes)
+        self._minutes[minute] = (stamp, tallies)
+        return tallies
+
+    def hour(self, hour: int, buckets: Sequence[Bucket]) -> Mapping[int, Tally]:
+        key = tuple(self.window.stamps.get(m, -1) for m, _ in buckets)
+        hit = self._hours.get(hour)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        tallies = super().hour(hour, buckets)
+        self._hours[hour] = (key, tallies)
+        return tallies
+
+    def forget_old(self) -> None:
+        """Drop the cached tallies of minutes and hours the window no longer has."""
+        stamps = self.window.stamps
+        self._minutes = {m: v for m, v in self._minutes.items() if m in stamps}
+        hours = {m // 60 for m in stamps}
+        self._hours = {h: v for h, v in self._hours.items() if h in hours}
 
 
 class Reporting:
@@ -22,6 +57,7 @@ class Reporting:
         self.clock = clock
         self.caught_up = caught_up
         self._memo: dict[str, tuple[tuple[int, int], Any]] = {}
+        self.tallies = CachedTallies(window)
 
     def _cached(self, name: str, compute: Callable[[int], Any]) -> Any:
         now = self.clock()
@@ -31,11 +67,15 @@ class Reporting:
             return hit[1]
         value = compute(now)
         self._memo[name] = (key, value)
+        if name == "stats":
+            self.tallies.forget_old()
         return value
 
     def stats(self) -> dict[str, Any]:
         """The `/stats` document."""
-        figures: dict[str, Any] = self._cached("stats", lambda now: summarize(self.window, now))
+        figures: dict[str, Any] = self._cached(
+            "stats", lambda now: summarize_buckets(self.window.buckets(), now, self.tallies)
+        )
         return {
             **figures,
             "source": {
@@ -48,6 +88,8 @@ class Reporting:
         }
 
     def health(self, pixel_id: int) -> dict[str, Any]:
-        """Load figures of one pixel (see `health.pixel_health`)."""
-        all_health: dict[int, dict[str, Any]] = self._cached("health", lambda now: pixel_health(self.window, now))
-        return all_health.get(pixel_id) or empty_health()
+        """Load figures of one pixel (see `health`)."""
+        every: dict[int, dict[str, Any]] = self._cached(
+            "health", lambda now: health_of_buckets(self.window.buckets(), now, self.tallies)
+        )
+        return every.get(pixel_id) or empty_health()

@@ -57,7 +57,9 @@ def _comment(name: str | None, pixel_id: int) -> str:
     return f"<!-- Conversion pixel {pixel_id}{f': {label}' if label else ''} - DO NOT MODIFY -->"
 
 
-def tag(pixel_id: int, host: str, fmt: Format, name: str | None = None, placeholders: Placeholders = Placeholders()) -> str:
+def tag(
+    pixel_id: int, host: str, fmt: Format, name: str | None = None, placeholders: Placeholders = Placeholders()
+) -> str:
     """The HTML tag (`img` or `js`), preceded by a comment line naming the pixel."""
     src = html.escape(pixel_url(pixel_id, host, fmt, placeholders), quote=True)
     if fmt == "img":

@@ -1,0 +1,100 @@
+"""Wiring of the web side into the Faust app: routes, the reporting feed, the metrics sensor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import faust
+import orjson
+import prometheus_client
+
+from attribution.contract import CONFIG_TOPICS, EVENT_TOPICS, OUTPUT_TOPICS
+from attribution.settings import Settings
+from attribution.streaming.config_cache import ConfigCache
+from attribution.streaming.processor import Processor
+from attribution.streaming.topics import INTERNAL_TOPICS
+from attribution.web.api import LINE_ITEMS, PIXELS, Api
+from attribution.web.feed import OutcomeFeed, now_ms
+from attribution.web.metrics import CONTENT_TYPE, Metrics, MetricsSensor, refresher
+from attribution.web.openapi import document
+from attribution.web.outcomes import OutcomeWindow
+from attribution.web.reporting import Reporting
+from attribution.web.views import add_routes, dynamic, static
+
+HEADERS = [("content-type", b"application/json")]
+
+
+@dataclass
+class WebRuntime:
+    """What `register` wired (for tests and tools that build the app in-process)."""
+
+    api: Api
+    reporting: Reporting
+    feed: OutcomeFeed
+    metrics: Metrics
+    sensor: MetricsSensor
+
+
+def dashboard_html() -> bytes:
+    return (resources.files("attribution.web") / "dashboard.html").read_bytes()
+
+
+def held_conversions(processor: Processor) -> int:
+    return sum(len(p.held) for p in processor.time.partitions.values())
+
+
+def register(app: faust.App, settings: Settings, *, cache: ConfigCache, processor: Processor) -> WebRuntime:
+    """Add the routes, the reporting feed (an app task) and the metrics sensor to `app`."""
+    window = OutcomeWindow(settings.stats_max_records)
+    feed = OutcomeFeed(settings, window)
+    reporting = Reporting(window, now_ms, feed.caught_up.is_set)
+
+    async def publish(topic: str, key: bytes, value: bytes | None) -> tuple[int, int]:
+        meta: Any = await app.producer.send_and_wait(
+            topic, key, value, partition=None, timestamp=None, headers=HEADERS if value is not None else None
+        )
+        return int(meta.partition), int(meta.offset)
+
+    api = Api(settings, cache, publish, reporting)
+
+    names = {settings.topic(t): t for t in (*EVENT_TOPICS, *CONFIG_TOPICS, *INTERNAL_TOPICS, *OUTPUT_TOPICS)}
+    prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]  # no `*_created` noise
+    metrics = Metrics()
+    sensor = MetricsSensor(metrics, names)
+    app.sensors.add(sensor)
+    refresh = refresher(sensor, lambda: app.consumer, lambda: held_conversions(processor))
+
+    def scrape() -> bytes:
+        refresh()
+        return metrics.render()
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def follow_outcomes() -> None:
+        await feed.run()
+
+    openapi = orjson.dumps(document())
+    add_routes(
+        app,
+        {
+            "/pixels": {"get": lambda r: api.list_all(PIXELS, r), "post": lambda r: api.create(PIXELS, r)},
+            "/pixels/{id}": {
+                "get": lambda r: api.get(PIXELS, r),
+                "put": lambda r: api.replace(PIXELS, r),
+                "delete": lambda r: api.delete(PIXELS, r),
+            },
+            "/pixels/{id}/tags": {"get": api.tags},
+            "/line-items": {"get": lambda r: api.list_all(LINE_ITEMS, r), "post": lambda r: api.create(LINE_ITEMS, r)},
+            "/line-items/{id}": {
+                "get": lambda r: api.get(LINE_ITEMS, r),
+                "put": lambda r: api.replace(LINE_ITEMS, r),
+                "delete": lambda r: api.delete(LINE_ITEMS, r),
+            },
+            "/stats": {"get": dynamic(reporting.stats)},
+            "/metrics": {"get": dynamic(scrape, CONTENT_TYPE)},
+            "/dashboard": {"get": static(dashboard_html(), "text/html; charset=utf-8")},
+            "/openapi.json": {"get": static(openapi, "application/json")},
+        },
+    )
+    return WebRuntime(api, reporting, feed, metrics, sensor)

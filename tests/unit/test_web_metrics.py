@@ -1,0 +1,134 @@
+"""Prometheus metrics without a worker: the sensor counts what Faust reports to it, and the
+exposition holds every metric the issue names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+from attribution.web.metrics import Metrics, MetricsSensor, output_labels, refresher
+
+NAMES = {
+    f"p-{t}": t
+    for t in ("clicks", "conversions", "pixels", "attributed-conversions", "unattributed-conversions", "dead-letters")
+}
+
+
+@dataclass(frozen=True, order=True)
+class TP:
+    topic: str
+    partition: int
+
+
+def sensor() -> MetricsSensor:
+    return MetricsSensor(Metrics(), NAMES)
+
+
+def sample(s: MetricsSensor, name: str, **labels: str) -> float | None:
+    value: float | None = s.metrics.registry.get_sample_value(name, labels or None)
+    return value
+
+
+def send(s: MetricsSensor, topic: str, value: bytes) -> None:
+    state = s.on_send_initiated(None, topic, SimpleNamespace(value=value), 0, len(value))
+    s.on_send_completed(None, state, None)
+
+
+def test_consumed_records_are_counted_per_default_topic_name_and_foreign_topics_ignored() -> None:
+    s = sensor()
+    for offset in range(3):
+        s.on_message_in(TP("p-clicks", 0), offset, None)
+    s.on_message_in(TP("p-pixels", 0), 0, None)
+    s.on_message_in(TP("p-app-users-changelog", 0), 0, None)
+    assert sample(s, "attribution_events_consumed_total", topic="clicks") == 3
+    assert sample(s, "attribution_events_consumed_total", topic="pixels") == 1
+    assert s.positions == {("p-clicks", 0): 3, ("p-pixels", 0): 1}
+
+
+def test_published_outcomes_and_dead_letters_are_counted_by_kind_reason_and_code() -> None:
+    s = sensor()
+    send(s, "p-attributed-conversions", b'{"conversion_id":"a","attribution":"post_click"}')
+    send(s, "p-attributed-conversions", b'{"conversion_id":"b","attribution":"post_view"}')
+    send(s, "p-unattributed-conversions", b'{"conversion_id":"c","reason":"repeat_limited"}')
+    send(s, "p-dead-letters", b'{"error":{"code":"invalid_json","message":"x"}}')
+    send(s, "p-piggyback-fires", b'{"fire_id":"a:0"}')
+    assert sample(s, "attribution_outcomes_total", kind="attributed", reason="post_click") == 1
+    assert sample(s, "attribution_outcomes_total", kind="attributed", reason="post_view") == 1
+    assert sample(s, "attribution_outcomes_total", kind="unattributed", reason="repeat_limited") == 1
+    assert sample(s, "attribution_dead_letters_total", code="invalid_json") == 1
+
+
+def test_unreadable_output_records_count_as_nothing() -> None:
+    assert output_labels("dead-letters", b"{") is None
+    assert output_labels("attributed-conversions", b"{}") is None
+    assert output_labels("clicks", b"{}") is None
+
+
+def test_the_events_agents_processing_time_is_a_histogram_and_other_streams_are_left_out() -> None:
+    s = sensor()
+    state = s.on_stream_event_in(TP("p-conversions", 0), 0, None, None)
+    s.on_stream_event_out(TP("p-conversions", 0), 0, None, None, state)
+    assert s.on_stream_event_in(TP("p-pixels", 0), 0, None, None) is None
+    s.on_stream_event_out(TP("p-pixels", 0), 0, None, None, None)
+    assert sample(s, "attribution_processing_seconds_count") == 1
+
+
+class FakeConsumer:
+    def __init__(self, highwaters: dict[TP, int | None], committed: dict[TP, int]) -> None:
+        self.highwaters = highwaters
+        self._committed_offset = committed
+
+    def assignment(self) -> set[TP]:
+        return set(self.highwaters)
+
+    def highwater(self, tp: TP) -> int | None:
+        return self.highwaters[tp]
+
+
+def test_lag_is_the_high_watermark_minus_the_position_of_each_assigned_partition() -> None:
+    s = sensor()
+    s.on_message_in(TP("p-clicks", 0), 9, None)  # read through offset 9: position 10
+    consumer = FakeConsumer(
+        {
+            TP("p-clicks", 0): 25,
+            TP("p-conversions", 1): 7,
+            TP("p-conversions", 2): None,
+            TP("p-conversions", 3): 0,
+            TP("p-conversions", 4): 9,
+            TP("p-app-changelog", 0): 5,
+        },
+        {TP("p-conversions", 1): 4},
+    )
+    # 2: no high watermark yet; 3: empty; 4: records, but no position known yet
+    assert s.lags(consumer) == [("clicks", 0, 15), ("conversions", 1, 3), ("conversions", 3, 0)]
+    assert s.assignment(consumer) == [("clicks", 0)] + [("conversions", p) for p in range(1, 5)]
+
+
+def test_a_scrape_refreshes_held_and_lag_and_renders_every_metric() -> None:
+    s = sensor()
+    consumer: Any = FakeConsumer({TP("p-clicks", 0): 5}, {TP("p-clicks", 0): 5})
+    refresher(s, lambda: consumer, lambda: 4)()
+    text = s.metrics.render().decode()
+    assert "attribution_held_conversions 4.0" in text
+    assert 'attribution_consumer_lag{partition="0",topic="clicks"} 0.0' in text
+    assert 'attribution_assigned_partitions{topic="clicks"} 1.0' in text
+    for name in (
+        "attribution_events_consumed_total",
+        "attribution_outcomes_total",
+        "attribution_dead_letters_total",
+        "attribution_processing_seconds_bucket",
+    ):
+        assert f"# TYPE {name.removesuffix('_total').removesuffix('_bucket')}" in text
+
+
+def test_a_scrape_without_a_consumer_yet_has_no_assignment_or_lag_figures() -> None:
+    s = sensor()
+
+    def no_consumer() -> Any:
+        raise RuntimeError("not started")
+
+    refresher(s, no_consumer, lambda: 0)()
+    text = s.metrics.render().decode()
+    assert "attribution_consumer_lag{" not in text
+    assert "attribution_assigned_partitions{" not in text
