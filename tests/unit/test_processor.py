@@ -440,3 +440,53 @@ def test_check_config_dead_letters_a_tombstone_whose_key_is_not_an_id(key: bytes
     [(_, _, letter)] = decoded([("dead-letters", key, dead)])
     assert letter["error"]["code"] == "invalid_key"
     assert letter["payload"] is None
+
+
+# --- the decoded-state cache: a speed-up only, never a different state ----------------------
+
+
+def test_the_state_the_processor_wrote_is_reused_without_decoding_the_same_bytes_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    h = Harness()
+    h.event("clicks", click_json(event_id="c1", timestamp=T0 - HOUR))
+    import attribution.streaming.processor as processor_module
+
+    def no_decode(user_id: str, raw: bytes | None) -> UserState:
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(processor_module, "decode_state", no_decode)
+    h.event("clicks", click_json(event_id="c2", timestamp=T0 - MINUTE))
+    assert [t.event_id for t in h.state().touches] == ["c1", "c2"]
+
+
+def test_state_bytes_that_differ_from_the_cached_ones_are_decoded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The table is the truth: after a recovery or a rebalance its bytes may not be the ones this
+    worker wrote last, and then the cached state must not be used."""
+    h = Harness()
+    h.event("clicks", click_json(event_id="c1", timestamp=T0 - HOUR))
+    other = Harness()
+    other.event("clicks", click_json(event_id="c9", timestamp=T0 - 2 * HOUR))
+    h.table[UKEY] = other.table[UKEY]  # e.g. restored from the changelog
+    h.event("clicks", click_json(event_id="c2", timestamp=T0 - MINUTE))
+    assert [t.event_id for t in h.state().touches] == ["c9", "c2"]
+
+
+def test_equal_bytes_from_a_store_that_copies_them_hit_the_cache() -> None:
+    h = Harness()
+    h.event("clicks", click_json(event_id="c1", timestamp=T0 - HOUR))
+    copied = bytes(bytearray(h.table[UKEY]))  # RocksDB returns a new bytes object per read
+    state = h.processor._state(UKEY, {UKEY: copied}.get, Result())
+    assert state is h.processor._decoded[UKEY][1]
+
+
+def test_the_cache_keeps_at_most_its_size_dropping_the_least_recently_used() -> None:
+    h = Harness()
+    h.processor.state_cache_size = 2
+    for user in ("u1", "u2", "u3"):
+        h.event("clicks", click_json(user_id=user, event_id=f"c-{user}", timestamp=T0))
+    assert list(h.processor._decoded) == [b"u2", b"u3"]
+    h.event("clicks", click_json(user_id="u2", event_id="c-u2-again", timestamp=T0 + 1))
+    h.event("clicks", click_json(user_id="u1", event_id="c-u1-again", timestamp=T0 + 2))
+    assert list(h.processor._decoded) == [b"u2", b"u1"]
+    assert [t.event_id for t in h.state("u1").touches] == ["c-u1", "c-u1-again"]
