@@ -103,6 +103,24 @@ class TrafficSpec:
             raise ValueError("click_share + conversion_share must be <= 1")
 
 
+def _touch(
+    eid: str, uid: str, ts: int, adv: int, li: int, cr: int, auction: str, campaign: int | None
+) -> dict[str, Any]:
+    """An impression or click value (the fields they share), campaign_id only when there is one."""
+    touch: dict[str, Any] = {
+        "event_id": eid,
+        "user_id": uid,
+        "timestamp": ts,
+        "advertiser_id": adv,
+        "line_item_id": li,
+        "creative_id": cr,
+        "auction_id": auction,
+    }
+    if campaign is not None:
+        touch["campaign_id"] = campaign
+    return touch
+
+
 def user_id(index: int) -> str:
     """The user id of user number `index`: a distinct 18-19 digit decimal, like an ad-server uid."""
     return str(((index + 1) * _GOLDEN) & _MASK63)
@@ -329,17 +347,7 @@ def events(spec: TrafficSpec) -> Iterator[Record]:
             back = int(len(imps) * rand() ** 2)
             u, a, li, cr, auction, campaign = imps[(imp_pos - 1 - back) % len(imps)]
             uid = user_id(u)
-            click: dict[str, Any] = {
-                "event_id": eid,
-                "user_id": uid,
-                "timestamp": ts,
-                "advertiser_id": adv_ids[a],
-                "line_item_id": li,
-                "creative_id": cr,
-                "auction_id": auction,
-            }
-            if campaign is not None:
-                click["campaign_id"] = campaign
+            click = _touch(eid, uid, ts, adv_ids[a], li, cr, auction, campaign)
             if len(clickers) < ring_size:
                 clickers.append((u, a))
             else:
@@ -355,17 +363,7 @@ def events(spec: TrafficSpec) -> Iterator[Record]:
         cr = creatives[int(rand() * len(creatives))]
         auction = str(((n + 1) * _MIX2 ^ seed) & _MASK63)
         uid = user_id(u)
-        imp: dict[str, Any] = {
-            "event_id": eid,
-            "user_id": uid,
-            "timestamp": ts,
-            "advertiser_id": adv_ids[a],
-            "line_item_id": li,
-            "creative_id": cr,
-            "auction_id": auction,
-        }
-        if campaign is not None:
-            imp["campaign_id"] = campaign
+        imp = _touch(eid, uid, ts, adv_ids[a], li, cr, auction, campaign)
         t = rand()
         if t < imp_other:
             imp["imp_type"] = OTHER_TOUCH_IMP_TYPES[int(t / imp_other * 4)]
