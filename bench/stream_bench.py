@@ -575,6 +575,7 @@ class Bench:
         env = self.worker_env(app_id, store, data_dir)
         log_path = self.workdir / f"{name}.log"
         proc = launch([ATTRIBUTION, "worker", "-l", "info"], env, log_path)
+        log(f"{name}: pid {proc.pid}, log {log_path}")
         self.sampler.watch(name, proc.pid)
         profiler = self._profile(name, proc.pid)
         try:
