@@ -4,18 +4,21 @@
 
 One agent (concurrency 1, like the worker's) over the topics, raw bytes in and out, publishing every
 record with the same key and value to OUT. The app has the worker's Faust settings (acks=all,
-earliest, raw serializers, the 5 ms producer linger, the shortened fetch wait, the same commit
-policy); no decoding, no table, no web server. Runs until SIGTERM.
+earliest, raw serializers, the 5 ms producer linger, the same commit policy) and the same client
+tuning (the shortened fetch wait, the fast record hand-off of `attribution.streaming.delivery`, uvloop
+unless ATTRIBUTION_EVENT_LOOP=asyncio); no decoding, no table, no web server. Runs until SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 from typing import Any
 
 import faust
 
+from attribution.streaming.delivery import install as install_fast_delivery
 from attribution.streaming.tuning import shorten_fetch_wait
 
 
@@ -38,6 +41,7 @@ def create_app(broker: str, app_id: str, data_dir: str, out: str, topics: Sequen
     @app.on_partitions_assigned.connect
     async def fetch_sooner(sender: Any, /, *args: Any, signal: Any, **kw: Any) -> None:
         shorten_fetch_wait(app)
+        install_fast_delivery(app)
 
     @app.agent(source, concurrency=1)
     async def passthrough(stream: faust.StreamT[bytes]) -> None:
@@ -56,6 +60,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("topics", nargs="+")
     args = parser.parse_args(argv)
+    if os.environ.get("ATTRIBUTION_EVENT_LOOP", "uvloop") == "uvloop":
+        import mode.loop
+
+        mode.loop.use("uvloop")
     app = create_app(args.broker, args.app_id, args.data_dir, args.out, args.topics)
     faust.Worker(app, loglevel="info", quiet=True).execute_from_commandline()
 

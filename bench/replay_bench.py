@@ -13,11 +13,10 @@ generator), reads it, and in one process:
    parse + schema validation; parse + validate + decode into domain objects; sort into replay
    order; `step` only (no encoding); encode only (the outputs of the step phase). The phases
    assume well-formed input, as generated: config records first, no bad records;
-3. measures per-user state: the mean size of a compact orjson encoding of each active user's
-   state (arrays, not objects; see `encode_state`), the size with the project's own state codec
-   (`attribution.contract.state_codec`, the state table's value format) when the tree has one, and
-   the deep `sys.getsizeof` of the in-memory state objects (on a sample of users, objects shared
-   between users counted once);
+3. measures per-user state: the size of each active user's state encoded with the project's
+   state codec (`attribution.contract.state_codec.encode_state`, the state table's value format),
+   and the deep `sys.getsizeof` of the in-memory state objects (on a sample of users, objects
+   shared between users counted once);
 4. counts the outputs: attributed by kind, unattributed by reason, piggyback fires, dead letters.
 
 `--profile` then runs the replay once more under cProfile and prints the top functions.
@@ -45,6 +44,7 @@ import orjson
 
 from attribution.contract import decode_value, encode, topic_of, validator
 from attribution.contract.codec import parse_json
+from attribution.contract.state_codec import encode_state
 from attribution.domain import EMPTY, Config, Conversion, LineItem, Pixel, Touch, UserState, step
 from attribution.replay import OUTPUT_FILES, replay
 from attribution.synth import TrafficSpec
@@ -62,46 +62,6 @@ _SCHEMA_OF_TOPIC = {
     "pixels": "pixel",
     "line-items": "line_item",
 }
-_KIND = {"impression": 0, "click": 1}
-
-
-def encode_state(state: UserState) -> bytes:
-    """A compact encoding of one user's state, a stand-in until the project has a state codec.
-
-    `[touches, counted, processed, watermark]` where a touch is
-    `[kind (0 impression, 1 click), event_id, timestamp, advertiser_id, line_item_id, creative_id,
-    auction_id, campaign_id]`, counted is `[[pixel_id, timestamp], ...]` and processed is
-    `[[event_id, timestamp], ...]`. The user id is the table key and is not repeated.
-    """
-    return orjson.dumps(
-        (
-            [
-                (
-                    _KIND[t.kind],
-                    t.event_id,
-                    t.timestamp,
-                    t.advertiser_id,
-                    t.line_item_id,
-                    t.creative_id,
-                    t.auction_id,
-                    t.campaign_id,
-                )
-                for t in state.touches
-            ],
-            state.counted,
-            state.processed,
-            state.watermark,
-        )
-    )
-
-
-def _project_state_codec() -> Callable[[UserState], bytes] | None:
-    """The project's own state codec (the state table's value format), when the tree has one."""
-    try:
-        from attribution.contract.state_codec import encode_state as project_encode_state
-    except ImportError:
-        return None
-    return project_encode_state
 
 
 def deep_size(obj: Any, seen: set[int]) -> int:
@@ -267,8 +227,6 @@ def run(spec: TrafficSpec, path: Path, regenerate: bool = False) -> dict[str, An
     # 2. State per user.
     states = [s for s in result.users.values() if not s.is_empty]
     sizes = [len(encode_state(s)) for s in states]
-    codec = _project_state_codec()
-    codec_sizes = [len(codec(s)) for s in states] if codec is not None else []
     touches = [len(s.touches) for s in states]
     stride = max(1, len(states) // DEEP_SAMPLE)
     sample = states[::stride][:DEEP_SAMPLE]
@@ -355,12 +313,10 @@ def run(spec: TrafficSpec, path: Path, regenerate: bool = False) -> dict[str, An
         "state": {
             "users": n_users,
             "active_users": n_active,
-            "encoded_bytes_mean": round(statistics.fmean(sizes), 1) if sizes else 0,
-            "encoded_bytes_p50": _pct(sizes, 0.50),
-            "encoded_bytes_p99": _pct(sizes, 0.99),
-            "encoded_bytes_max": max(sizes, default=0),
-            "state_codec_bytes_mean": round(statistics.fmean(codec_sizes), 1) if codec_sizes else None,
-            "state_codec_bytes_p99": _pct(codec_sizes, 0.99) if codec_sizes else None,
+            "state_bytes_mean": round(statistics.fmean(sizes), 1) if sizes else 0,
+            "state_bytes_p50": _pct(sizes, 0.50),
+            "state_bytes_p99": _pct(sizes, 0.99),
+            "state_bytes_max": max(sizes, default=0),
             "touches_mean": round(statistics.fmean(touches), 2) if touches else 0,
             "touches_max": max(touches, default=0),
             "deep_sample_users": n_sample,
@@ -429,15 +385,9 @@ def markdown(r: dict[str, Any]) -> str:
         ("peak RSS at end of benchmark", _mib(mem["peak_rss_end_bytes"])),
         ("users / with non-empty state", f"{st['users']:,} / {st['active_users']:,}"),
         (
-            "**state bytes per active user (compact orjson)**",
-            f"**{st['encoded_bytes_mean']:,}** mean, p50 {st['encoded_bytes_p50']:,}, "
-            f"p99 {st['encoded_bytes_p99']:,}, max {st['encoded_bytes_max']:,}",
-        ),
-        (
-            "state bytes per active user (project state codec)",
-            "n/a"
-            if st["state_codec_bytes_mean"] is None
-            else f"{st['state_codec_bytes_mean']:,} mean, p99 {st['state_codec_bytes_p99']:,}",
+            "**state bytes per active user (project state codec)**",
+            f"**{st['state_bytes_mean']:,}** mean, p50 {st['state_bytes_p50']:,}, "
+            f"p99 {st['state_bytes_p99']:,}, max {st['state_bytes_max']:,}",
         ),
         (
             "in-memory state per active user (deep getsizeof)",

@@ -20,6 +20,7 @@ Every setting has an environment variable (and most a CLI flag that overrides it
 | ATTRIBUTION_API_TOKEN | "" | bearer token the HTTP API requires for writes; empty: writes are refused |
 | ATTRIBUTION_PIXEL_HOST | px.example.com | host of the pixel server, used in exported pixel tags |
 | ATTRIBUTION_STATS_MAX_RECORDS | 200000 | outcomes kept in memory for /stats and pixel health (the last 24 h) |
+| ATTRIBUTION_EVENT_LOOP | uvloop | the worker's event loop: uvloop (faster, BENCHMARKS.md) or asyncio |
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from dataclasses import dataclass, field, replace
 
 from attribution.domain import Limits
 from attribution.errors import UsageError
+
+EVENT_LOOPS = ("uvloop", "asyncio")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,7 @@ class Settings:
     api_token: str = field(default="", repr=False)  # a secret: kept out of logs and reprs
     pixel_host: str = "px.example.com"
     stats_max_records: int = 200_000
+    event_loop: str = "uvloop"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -68,7 +72,12 @@ class Settings:
                     raise UsageError(f"{var}={raw!r}: expected an integer") from None
             else:
                 values[name] = raw
-        return replace(base, **values)  # type: ignore[arg-type]
+        settings = replace(base, **values)  # type: ignore[arg-type]
+        if settings.event_loop not in EVENT_LOOPS:
+            raise UsageError(
+                f"ATTRIBUTION_EVENT_LOOP={settings.event_loop!r}: expected one of {', '.join(EVENT_LOOPS)}"
+            )
+        return settings
 
     @property
     def limits(self) -> Limits:
@@ -105,4 +114,5 @@ _VARS = {
     "api_token": "ATTRIBUTION_API_TOKEN",
     "pixel_host": "ATTRIBUTION_PIXEL_HOST",
     "stats_max_records": "ATTRIBUTION_STATS_MAX_RECORDS",
+    "event_loop": "ATTRIBUTION_EVENT_LOOP",
 }

@@ -195,7 +195,11 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert report["outputs"]["post_click"] > 0
     assert report["outputs"]["post_view"] > 0
     assert report["outputs"]["dead_letters"] == 0
-    assert report["state"]["encoded_bytes_mean"] > 0
+    state = report["state"]
+    assert state["active_users"] > 0
+    assert 0 < state["state_bytes_p50"] <= state["state_bytes_p99"] <= state["state_bytes_max"]
+    assert 0 < state["state_bytes_mean"] <= state["state_bytes_max"]
+    assert not {k for k in state if k.startswith(("encoded_bytes", "state_codec_bytes"))}
     assert set(report["phases"]) == {"parse", "parse+validate", "parse+validate+decode", "sort", "step", "encode"}
     markdown = subprocess.run(
         [sys.executable, "-m", "bench.replay_bench", "--smoke", "--file", str(tmp_path / "t.jsonl")],
@@ -207,6 +211,7 @@ def test_bench_smoke(tmp_path: Path) -> None:
     ).stdout
     assert "events/s" in markdown
     assert "post_click" in markdown
+    assert "state bytes per active user (project state codec)" in markdown
 
 
 def test_replayed_traffic_exercises_every_outcome(

@@ -1,0 +1,23 @@
+"""Settings: read once from the environment, unusable values refused naming the variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from attribution.errors import UsageError
+from attribution.settings import Settings
+
+
+def test_the_worker_runs_on_uvloop_unless_told_otherwise() -> None:
+    assert Settings.from_env({}).event_loop == "uvloop"
+    assert Settings.from_env({"ATTRIBUTION_EVENT_LOOP": "asyncio"}).event_loop == "asyncio"
+
+
+def test_an_unknown_event_loop_is_refused_naming_the_variable_and_the_choices() -> None:
+    with pytest.raises(UsageError, match="ATTRIBUTION_EVENT_LOOP='trio': expected one of uvloop, asyncio"):
+        Settings.from_env({"ATTRIBUTION_EVENT_LOOP": "trio"})
+
+
+def test_a_non_integer_is_refused_naming_the_variable() -> None:
+    with pytest.raises(UsageError, match="ATTRIBUTION_HOLD_MS='soon': expected an integer"):
+        Settings.from_env({"ATTRIBUTION_HOLD_MS": "soon"})
