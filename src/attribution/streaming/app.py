@@ -28,7 +28,7 @@ from attribution.streaming.delivery import install as install_fast_delivery
 from attribution.streaming.processor import Processor
 from attribution.streaming.recovery import BatchedTableManager
 from attribution.streaming.topics import INTERNAL_TOPICS, REKEY_TOPIC, TICK_TOPIC
-from attribution.streaming.tuning import FETCH_MAX_WAIT_MS, shorten_fetch_wait
+from attribution.streaming.tuning import FETCH_MAX_WAIT_MS, reactivate_buffered, shorten_fetch_wait
 
 log = logging.getLogger(__name__)
 
@@ -106,13 +106,21 @@ def create_app(settings: Settings) -> faust.App:
     async def follow_config() -> None:
         await cache.run()
 
+    event_queue: list[Any] = []  # the events stream's queue, once its agent runs
+    event_topic_names = set(event_topic.topics)
+
     @app.timer(TICK_INTERVAL_S)  # type: ignore[untyped-decorator]
     async def tick() -> None:
+        if event_queue and app._consumer is not None:
+            resumed = reactivate_buffered(app._consumer, event_queue[0], event_topic_names)
+            if resumed:
+                log.info("resumed fetching %d partitions left stopped after a full buffer", len(resumed))
         for partition in processor.due_ticks():
             await ticks.send(key=b"tick", value=b"", partition=partition, force=True)
 
     @app.agent(event_topic, concurrency=1)
     async def events(stream: faust.StreamT[bytes]) -> None:
+        event_queue[:] = [stream.channel.queue]  # type: ignore[attr-defined]
         await cache.ready.wait()
         async for event in stream.events():
             m = event.message

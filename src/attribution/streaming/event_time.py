@@ -7,10 +7,11 @@ its user's state (changelogged); this index only says which users to look at, an
 the table after a restart or rebalance. A conversion waits at most `hold_ms` of wall-clock time,
 so an idle touch partition cannot stall it.
 
-The touch watermarks themselves are persisted too (a small table, at most once a second per
-partition, from within stream iteration): after a restart the touches before the committed offset
-are not read again, so without them every held conversion would wait out the bounded wait. A
-persisted watermark may be a second stale, which only ever holds a conversion longer.
+The touch watermarks themselves are persisted too (a small table, at most five times a second per
+partition, from within stream iteration, and by a tick when the touch streams go quiet): after a
+restart the touches before the committed offset are not read again, so without them every held
+conversion would wait out the bounded wait. A persisted watermark may be `PERSIST_EVERY_S` stale,
+which only ever holds a conversion longer.
 
 Wall-clock time is read here (the glue), never in the domain: callers pass `now` in.
 """
@@ -21,6 +22,10 @@ import heapq
 from dataclasses import dataclass, field
 
 NEVER = -(2**62)
+#: Touch watermarks are persisted at most this often per partition (wall-clock seconds): a few
+#: small writes a second, against thousands of state writes, and a worker taking a partition over
+#: finds a watermark at most this stale (or its conversions wait for the bounded wait).
+PERSIST_EVERY_S = 0.2
 
 
 @dataclass
@@ -101,7 +106,7 @@ class EventTime:
         candidates = [t for t in (passed, expired) if t is not None]
         return max(candidates) if candidates else None
 
-    def persist_due(self, partition: int, now: float, every_s: float = 1.0) -> tuple[int, int] | None:
+    def persist_due(self, partition: int, now: float, every_s: float = PERSIST_EVERY_S) -> tuple[int, int] | None:
         """The watermarks to persist for `partition`, when they moved and `every_s` has passed."""
         pt = self.of(partition)
         current = (pt.impressions, pt.clicks)
@@ -123,13 +128,23 @@ class EventTime:
         return max(expired) if expired else None
 
     def due_ticks(self, now: float) -> list[int]:
-        """Partitions that need a tick (a held conversion outlived the wait, none in flight)."""
+        """Partitions that need a tick (none in flight): a held conversion outlived the wait, or the
+        touch watermarks moved and were not persisted for `PERSIST_EVERY_S` (the last touches of a
+        burst would otherwise stay unpersisted, and a worker taking the partition over would hold
+        its conversions for the whole bounded wait)."""
         due = []
         for p, pt in self.partitions.items():
-            if pt.held and not pt.tick_pending and self.releasable_through(p, now) is not None:
+            if pt.tick_pending:
+                continue
+            release = bool(pt.held) and self.releasable_through(p, now) is not None
+            if release or self._unpersisted(pt, now):
                 pt.tick_pending = True
                 due.append(p)
         return due
+
+    @staticmethod
+    def _unpersisted(pt: PartitionTime, now: float) -> bool:
+        return (pt.impressions, pt.clicks) != pt.persisted and now - pt.persisted_at >= PERSIST_EVERY_S
 
     def reset(self) -> None:
         """Forget everything (after a rebalance); the caller re-registers held conversions."""

@@ -94,6 +94,7 @@ class Processor:
             through = self.time.releasable_through(partition, self.clock())
             if through is not None:
                 self._release(partition, through, get_state, result)
+            self._persist_watermarks(partition, result)
             return result
         rekeyed = name == REKEY_TOPIC
         try:
@@ -117,9 +118,7 @@ class Processor:
                 # Judge what this touch proves complete before it is applied: it is later than them.
                 self._release(partition, through, get_state, result)
             self._step(record, user_key, partition, get_state, result)
-            due = self.time.persist_due(partition, self.clock())
-            if due is not None:
-                result.watermark = (partition_key(partition), orjson.dumps(due))
+            self._persist_watermarks(partition, result)
         elif self.time.saw_conversion(partition, record.timestamp):
             self._step(record, user_key, partition, get_state, result)
         else:
@@ -130,8 +129,14 @@ class Processor:
                 result.writes[user_key] = encode_state(new_state)
         return result
 
+    def _persist_watermarks(self, partition: int, result: Result) -> None:
+        due = self.time.persist_due(partition, self.clock())
+        if due is not None:
+            result.watermark = (partition_key(partition), orjson.dumps(due))
+
     def due_ticks(self) -> list[int]:
-        """Partitions whose held conversions outlived the bounded wait (the timer sends ticks)."""
+        """Partitions to send a tick to (the timer does): held conversions that outlived the
+        bounded wait, or touch watermarks left unpersisted for a second."""
         return self.time.due_ticks(self.clock())
 
     def rebuild(self, items: Callable[[], object], watermarks: Callable[[], object] = tuple) -> int:

@@ -67,6 +67,19 @@ class BatchedRecovery(Recovery):
             except Exception as exc:  # as Faust's loop: log and go on reading
                 log.warning("Error in recovery %r", exc)
 
+    async def on_recovery_completed(self, generation_id: int = 0) -> None:
+        # Faust resumes the stream partitions, seeks them to their committed offsets and only then
+        # resumes the flow, which clears every stream queue: records delivered in between (the
+        # consumer's flow is active since recovery began) were dropped, and the fetch position had
+        # moved past them. Stopping the flow first closes that window; Faust resumes it at the end.
+        self.app.consumer.stop_flow()
+        await super().on_recovery_completed(generation_id)
+
+    async def _resume_streams(self, generation_id: int = 0) -> None:
+        # The same window when no table needed recovery.
+        self.app.consumer.stop_flow()
+        await super()._resume_streams(generation_id)
+
     async def _apply(self, batch: list[Any]) -> None:
         """Record each event's offset and buffer it, flushing a table's buffer when it is full."""
         now = monotonic()

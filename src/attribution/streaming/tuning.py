@@ -18,6 +18,7 @@ should the attribute ever move.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 FETCH_MAX_WAIT_MS = 100
@@ -32,3 +33,23 @@ def shorten_fetch_wait(app: Any, ms: int = FETCH_MAX_WAIT_MS) -> bool:
         return False
     fetcher._fetch_max_wait_ms = ms
     return True
+
+
+def reactivate_buffered(consumer: Any, queue: Any, topics: Collection[str]) -> list[Any]:
+    """Resume fetching the partitions of `topics` that Faust stopped for a full stream buffer, once
+    that buffer (`queue`) has drained to its low-water mark; returns them.
+
+    Faust removes a partition from its fetch set when the stream's queue fills up and relies on a
+    callback the queue fires as it drains to put it back. Across a rebalance that callback can be
+    lost (the queue is cleared, the callbacks are rebuilt), and the partition is then never fetched
+    again: with two workers, one impressions partition stopped for good and its conversions waited
+    for the bounded wait (tests/integration/test_faults.py). Called from the app's 0.2 s timer, this
+    does what the callback would have done; a partition put back early only lets the queue grow.
+    """
+    buffered = getattr(consumer, "_buffered_partitions", None)
+    if not buffered or queue.qsize() > queue.pressure_drop_size:
+        return []
+    stuck = [tp for tp in buffered if tp.topic in topics]
+    for tp in stuck:
+        consumer.on_buffer_drop(tp)
+    return stuck
