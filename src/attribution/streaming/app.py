@@ -58,7 +58,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         # Batch produce requests for up to 5 ms: the changelog write of every event and the outputs
-        # go out in fewer, larger requests (bench/STREAM_RESULTS.md: more events/s, less CPU per
+        # go out in fewer, larger requests (BENCHMARKS.md: more events/s, less CPU per
         # event; each conversion's acknowledgement waits at most 5 ms longer).
         producer_linger=0.005,
         # Changelog recovery in batches: Faust's loop costs ~100 µs per record (`recovery`).
