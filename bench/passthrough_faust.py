@@ -12,14 +12,14 @@ unless ATTRIBUTION_EVENT_LOOP=asyncio); no decoding, no table, no web server. Ru
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 from typing import Any
 
 import faust
 
+from attribution.settings import Settings
 from attribution.streaming.delivery import install as install_fast_delivery
-from attribution.streaming.tuning import shorten_fetch_wait
+from attribution.streaming.tuning import install_event_loop, shorten_fetch_wait
 
 
 def create_app(broker: str, app_id: str, data_dir: str, out: str, topics: Sequence[str]) -> faust.App:
@@ -60,10 +60,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("topics", nargs="+")
     args = parser.parse_args(argv)
-    if os.environ.get("ATTRIBUTION_EVENT_LOOP", "uvloop") == "uvloop":
-        import mode.loop
-
-        mode.loop.use("uvloop")
+    install_event_loop(Settings.from_env().event_loop)
     app = create_app(args.broker, args.app_id, args.data_dir, args.out, args.topics)
     faust.Worker(app, loglevel="info", quiet=True).execute_from_commandline()
 

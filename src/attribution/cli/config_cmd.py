@@ -157,7 +157,7 @@ def delete(kind: Kind, ident: int, broker: str | None, topic_prefix: str | None,
     if ident not in kind.items(config):
         raise click.ClickException(f"{kind.what} {ident} not found")
     if kind is PIXELS:
-        carriers = sorted(li.id for li in config.line_items.values() if any(link.id == ident for link in li.pixels))
+        carriers = config.carriers(ident)
         if carriers:
             names = ", ".join(f"{li} ({config.line_items[li].state})" for li in carriers)
             noun = "line items" if len(carriers) > 1 else "line item"

@@ -27,19 +27,15 @@ def worker_cmd(
     from faust import Worker  # heavy import: only for this command
 
     from attribution.streaming import create_app
+    from attribution.streaming.tuning import install_event_loop
 
     settings = settings_from(broker, topic_prefix, store=store, data_dir=data_dir, web_port=web_port, web_host=web_host)
-    if settings.event_loop == "uvloop":
-        # Before the worker makes its loops (main and consumer thread): uvloop's cheaper callbacks
-        # and timers cut the per-record cost of Faust's consumer, stream and recovery paths.
-        import mode.loop
-
-        try:
-            mode.loop.use("uvloop")
-        except ImportError:
-            raise click.UsageError(
-                "uvloop is not installed: install it or set ATTRIBUTION_EVENT_LOOP=asyncio"
-            ) from None
+    # uvloop's cheaper callbacks and timers cut the per-record cost of Faust's consumer, stream and
+    # recovery paths (BENCHMARKS.md).
+    try:
+        install_event_loop(settings.event_loop)
+    except ImportError:
+        raise click.UsageError("uvloop is not installed: install it or set ATTRIBUTION_EVENT_LOOP=asyncio") from None
     app = create_app(settings)
     Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
 

@@ -128,6 +128,11 @@ class Config:
         """Active links carrying the pixel on active line items, by line item id."""
         return self.links.get(pixel_id, _EMPTY)
 
+    def carriers(self, pixel_id: int) -> list[int]:
+        """Ids of the line items carrying the pixel, in any state (an inactive one may be
+        reactivated), in id order."""
+        return sorted(li.id for li in self.line_items.values() if any(link.id == pixel_id for link in li.pixels))
+
     def status(self, pixel_id: int) -> Status | None:
         """`inactive` by state, else `active` if an active line item carries it, else `paused`.
 

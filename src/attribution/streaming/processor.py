@@ -126,7 +126,7 @@ class Processor:
             new_state = hold(state, record, partition)
             if new_state is not state:
                 self.time.held(partition, record.timestamp, user_key, self.clock())
-                result.writes[user_key] = encode_state(new_state)
+                self._emit(user_key, state, new_state, (), result)
         return result
 
     def _persist_watermarks(self, partition: int, result: Result) -> None:
@@ -136,7 +136,7 @@ class Processor:
 
     def due_ticks(self) -> list[int]:
         """Partitions to send a tick to (the timer does): held conversions that outlived the
-        bounded wait, or touch watermarks left unpersisted for a second."""
+        bounded wait, or touch watermarks left unpersisted (`event_time.EventTime.due_ticks`)."""
         return self.time.due_ticks(self.clock())
 
     def rebuild(self, items: Callable[[], object], watermarks: Callable[[], object] = tuple) -> int:

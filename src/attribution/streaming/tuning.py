@@ -1,4 +1,4 @@
-"""Client knobs that Faust does not expose as settings, applied to a running app.
+"""Client knobs that Faust does not expose as settings, and the event loop the worker runs on.
 
 **Fetch wait.** faust-streaming 0.15.3 creates its consumer with `fetch_max_wait_ms=1500`, hard-coded.
 aiokafka keeps one fetch in flight per broker, and a partition the stream has drained cannot be
@@ -53,3 +53,12 @@ def reactivate_buffered(consumer: Any, queue: Any, topics: Collection[str]) -> l
     for tp in stuck:
         consumer.on_buffer_drop(tp)
     return stuck
+
+
+def install_event_loop(name: str) -> None:
+    """Make `name` (`Settings.event_loop`: uvloop or asyncio) the loop policy, before Faust makes
+    its loops (main and consumer thread). ImportError when uvloop is asked for and missing."""
+    if name == "uvloop":
+        import mode.loop
+
+        mode.loop.use("uvloop")

@@ -95,10 +95,16 @@ def record(obj: Pixel | LineItem) -> dict[str, Any]:
     return rec
 
 
+def parse_id(raw: str) -> int | None:
+    """An id from text: decimal digits only, 1 to MAX_ID; None otherwise."""
+    ident = int(raw) if _ID.fullmatch(raw) else 0
+    return ident if 1 <= ident <= MAX_ID else None
+
+
 def path_id(req: Request, kind: Kind) -> int:
     raw = req.params.get("id", "")
-    ident = int(raw) if _ID.fullmatch(raw) else 0
-    if not 1 <= ident <= MAX_ID:
+    ident = parse_id(raw)
+    if ident is None:
         raise ApiError(404, "not_found", f"{kind.what} {raw!r} not found: ids are integers from 1 to {MAX_ID}")
     return ident
 
@@ -165,8 +171,8 @@ class Api:
         advertiser: int | None = None
         raw = req.query.get("advertiser_id")
         if raw is not None:
-            advertiser = int(raw) if _ID.fullmatch(raw) else 0
-            if not 1 <= advertiser <= MAX_ID:
+            advertiser = parse_id(raw)
+            if advertiser is None:
                 raise ApiError(
                     400, "invalid_parameter", f"advertiser_id: expected an id, got {raw!r}", field="advertiser_id"
                 )
@@ -246,7 +252,7 @@ class Api:
             config = await self.config()
             self._existing(kind, config, ident)
             if kind is PIXELS:
-                carriers = carrying(config, ident)
+                carriers = config.carriers(ident)
                 if carriers:
                     raise ApiError(
                         409,
@@ -320,7 +326,7 @@ class Api:
         else:
             pixel: Pixel = obj
             foreign = [
-                li for li in carrying(config, pixel.id) if config.line_items[li].advertiser_id != pixel.advertiser_id
+                li for li in config.carriers(pixel.id) if config.line_items[li].advertiser_id != pixel.advertiser_id
             ]
             if foreign:
                 raise ApiError(
@@ -353,8 +359,3 @@ class Api:
         if obj is None:
             raise ApiError(404, "not_found", f"{kind.what} {ident} not found")
         return obj
-
-
-def carrying(config: Config, pixel_id: int) -> list[int]:
-    """Ids of the line items carrying the pixel, in any state (an inactive one may be reactivated)."""
-    return sorted(li.id for li in config.line_items.values() if any(link.id == pixel_id for link in li.pixels))

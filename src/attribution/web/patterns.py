@@ -29,11 +29,7 @@ def _python_whitespace() -> str:
 
 
 def portable_pattern(pattern: str) -> str:
-    """A schema pattern with `\\s` / `\\S` spelt out as the validator reads them.
-
-    JSON Schema patterns are ECMA-262 regexes, but the contract is enforced with Python's `re`,
-    whose `\\s` also matches U+001C..U+001F and U+0085 (and not U+FEFF). Spelt out, the published
-    document says exactly what the API accepts, whatever regex engine a client uses."""
+    """A schema pattern with `\\s` / `\\S` spelt out as the validator reads them (module doc)."""
     ws = _python_whitespace()
     out: list[str] = []
     in_class = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from importlib import resources
 from typing import Any
 
@@ -15,13 +16,13 @@ from attribution.settings import Settings
 from attribution.streaming.config_cache import ConfigCache
 from attribution.streaming.processor import Processor
 from attribution.streaming.topics import INTERNAL_TOPICS
-from attribution.web.api import LINE_ITEMS, PIXELS, Api
+from attribution.web.api import LINE_ITEMS, PIXELS, Api, Kind
 from attribution.web.feed import OutcomeFeed, now_ms
 from attribution.web.metrics import CONTENT_TYPE, Metrics, MetricsSensor, refresher
 from attribution.web.openapi import document
 from attribution.web.outcomes import OutcomeWindow
 from attribution.web.reporting import Reporting
-from attribution.web.views import add_routes, dynamic, static
+from attribution.web.views import Handler, add_routes, dynamic, static
 
 HEADERS = [("content-type", b"application/json")]
 
@@ -43,6 +44,18 @@ def dashboard_html() -> bytes:
 
 def held_conversions(processor: Processor) -> int:
     return sum(len(p.held) for p in processor.time.partitions.values())
+
+
+def crud_routes(api: Api, kind: Kind) -> dict[str, dict[str, Handler]]:
+    """The collection and item routes of one kind (`/pixels`, `/pixels/{id}`, ...)."""
+    return {
+        kind.path: {"get": partial(api.list_all, kind), "post": partial(api.create, kind)},
+        f"{kind.path}/{{id}}": {
+            "get": partial(api.get, kind),
+            "put": partial(api.replace, kind),
+            "delete": partial(api.delete, kind),
+        },
+    }
 
 
 def register(app: faust.App, settings: Settings, *, cache: ConfigCache, processor: Processor) -> WebRuntime:
@@ -78,19 +91,9 @@ def register(app: faust.App, settings: Settings, *, cache: ConfigCache, processo
     add_routes(
         app,
         {
-            "/pixels": {"get": lambda r: api.list_all(PIXELS, r), "post": lambda r: api.create(PIXELS, r)},
-            "/pixels/{id}": {
-                "get": lambda r: api.get(PIXELS, r),
-                "put": lambda r: api.replace(PIXELS, r),
-                "delete": lambda r: api.delete(PIXELS, r),
-            },
+            **crud_routes(api, PIXELS),
             "/pixels/{id}/tags": {"get": api.tags},
-            "/line-items": {"get": lambda r: api.list_all(LINE_ITEMS, r), "post": lambda r: api.create(LINE_ITEMS, r)},
-            "/line-items/{id}": {
-                "get": lambda r: api.get(LINE_ITEMS, r),
-                "put": lambda r: api.replace(LINE_ITEMS, r),
-                "delete": lambda r: api.delete(LINE_ITEMS, r),
-            },
+            **crud_routes(api, LINE_ITEMS),
             "/stats": {"get": dynamic(reporting.stats)},
             "/metrics": {"get": dynamic(scrape, CONTENT_TYPE)},
             "/dashboard": {"get": static(dashboard_html(), "text/html; charset=utf-8")},
