@@ -15,7 +15,9 @@ Every setting has an environment variable (and most a CLI flag that overrides it
 | ATTRIBUTION_DEDUP_RETENTION_MS | 604800000 | how long conversion ids are remembered (7 days) |
 | ATTRIBUTION_TOUCHES_PER_LINE_ITEM | 2 | touches kept per (line item, kind) per user |
 | ATTRIBUTION_MAX_TOUCHES | 64 | last-resort cap on touches per user, advertiser and kind |
-| ATTRIBUTION_HOLD_MS | 3000 | longest wait for the touch streams before a conversion is judged |
+| ATTRIBUTION_HOLD_MS | 3000 | how long a conversion waits for a touch stream that is caught up but has not passed it |
+| ATTRIBUTION_MAX_HELD | 1000 | held conversions per partition above which fetching its conversions pauses (back-pressure) |
+| ATTRIBUTION_GROUP_INSTANCE_ID | "" | static group membership id of this worker (unique per worker); empty: dynamic membership |
 | ATTRIBUTION_SESSION_TIMEOUT_S | 15 | consumer group session timeout: how soon a dead worker's partitions move |
 | ATTRIBUTION_API_TOKEN | "" | bearer token the HTTP API requires for writes; empty: writes are refused |
 | ATTRIBUTION_PIXEL_HOST | px.example.com | host of the pixel server, used in exported pixel tags |
@@ -49,6 +51,8 @@ class Settings:
     touches_per_line_item: int = 2
     max_touches: int = 64
     hold_ms: int = 3000
+    max_held: int = 1000
+    group_instance_id: str = ""
     session_timeout_s: int = 15
     api_token: str = field(default="", repr=False)  # a secret: kept out of logs and reprs
     pixel_host: str = "px.example.com"
@@ -77,6 +81,8 @@ class Settings:
             raise UsageError(
                 f"ATTRIBUTION_EVENT_LOOP={settings.event_loop!r}: expected one of {', '.join(EVENT_LOOPS)}"
             )
+        if settings.max_held < 1:
+            raise UsageError(f"ATTRIBUTION_MAX_HELD={settings.max_held}: expected at least 1")
         return settings
 
     @property
@@ -110,6 +116,8 @@ _VARS = {
     "touches_per_line_item": "ATTRIBUTION_TOUCHES_PER_LINE_ITEM",
     "max_touches": "ATTRIBUTION_MAX_TOUCHES",
     "hold_ms": "ATTRIBUTION_HOLD_MS",
+    "max_held": "ATTRIBUTION_MAX_HELD",
+    "group_instance_id": "ATTRIBUTION_GROUP_INSTANCE_ID",
     "session_timeout_s": "ATTRIBUTION_SESSION_TIMEOUT_S",
     "api_token": "ATTRIBUTION_API_TOKEN",
     "pixel_host": "ATTRIBUTION_PIXEL_HOST",

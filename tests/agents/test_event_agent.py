@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from agents.conftest import SETTINGS, Driver, Recorder
+from attribution.streaming.event_time import LAG_SOURCES
 from attribution.streaming.processor import SOURCE_HEADER
 from attribution.streaming.topics import REKEY_TOPIC, TICK_TOPIC
 from helpers import HOUR, MINUTE, PIXEL, T0, USER, click_json, conversion_json, impression_json, pixel_json
@@ -171,6 +172,8 @@ async def test_a_held_conversion_is_judged_on_a_tick_once_the_bounded_wait_is_ov
     processor.clock = lambda: now[0]
     await events.put("clicks", click_json(event_id="c1", timestamp=T0 - HOUR))
     await events.put("conversions", conversion_json(event_id="v1", timestamp=T0))
+    for source in LAG_SOURCES:  # the consumer reports every touch source read to its end
+        processor.time.report_lag(0, source, 0, 0, now[0])
     assert processor.due_ticks() == []
 
     now[0] += SETTINGS.hold_ms / 1000

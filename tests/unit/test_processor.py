@@ -18,7 +18,7 @@ from attribution.contract import CONFIG_TOPICS, EVENT_TOPICS, validator
 from attribution.contract.state_codec import decode_state
 from attribution.domain import Config, UserState
 from attribution.settings import Settings
-from attribution.streaming.event_time import PERSIST_EVERY_S
+from attribution.streaming.event_time import LAG_SOURCES, PERSIST_EVERY_S
 from attribution.streaming.processor import SOURCE_HEADER, Processor, Result
 from attribution.streaming.topics import INTERNAL_TOPICS, REKEY_TOPIC, TICK_TOPIC
 from helpers import (
@@ -118,6 +118,12 @@ class Harness:
 
     def state(self, user: str = USER) -> UserState:
         return decode_state(user, self.table.get(user.encode()))
+
+    def caught_up(self, partition: int = 0) -> None:
+        """The consumer reports every touch source of the partition read to its high watermark."""
+        for name in LAG_SOURCES:
+            end = self.offsets.get(topic(name), 0)
+            self.processor.time.report_lag(partition, name, end, 0, self.clock.now)
 
 
 def decoded(sends: list[tuple[str, bytes | None, bytes]]) -> list[tuple[str, bytes | None, dict[str, Any]]]:
@@ -372,6 +378,7 @@ def test_a_held_conversion_is_judged_after_the_bounded_wait_when_a_touch_stream_
     h.event("clicks", click_json(event_id="c1", timestamp=T0 - MINUTE))
     conv = conversion_json(timestamp=T0)
     h.event("conversions", conv, partition=0)
+    h.caught_up()
     assert h.processor.due_ticks() == []
     h.clock.now += SETTINGS.hold_ms / 1000
     assert h.processor.due_ticks() == [0]

@@ -20,11 +20,14 @@ import logging
 from typing import Any
 
 import faust
+import mode
 
 from attribution.contract import CONFIG_TOPICS, EVENT_TOPICS, OUTPUT_TOPICS
 from attribution.settings import Settings
+from attribution.streaming.commits import install as install_commit_guard
 from attribution.streaming.config_cache import ConfigCache
 from attribution.streaming.delivery import install as install_fast_delivery
+from attribution.streaming.flow import Backpressure, report_lag
 from attribution.streaming.processor import Processor
 from attribution.streaming.recovery import BatchedTableManager
 from attribution.streaming.topics import INTERNAL_TOPICS, REKEY_TOPIC, TICK_TOPIC
@@ -56,6 +59,9 @@ def create_app(settings: Settings) -> faust.App:
         table_standby_replicas=0,
         # A crashed worker's partitions move after this long (Faust's default is 60 s).
         broker_session_timeout=settings.session_timeout_s,
+        # Static membership (KIP-345): a worker restarted within the session timeout under the same
+        # id gets its partitions back without a rebalance of the group.
+        consumer_group_instance_id=settings.group_instance_id or None,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         # Batch produce requests for up to 5 ms: the changelog write of every event and the outputs
         # go out in fewer, larger requests (BENCHMARKS.md: more events/s, less CPU per
@@ -64,6 +70,9 @@ def create_app(settings: Settings) -> faust.App:
         # Changelog recovery in batches: Faust's loop costs ~100 µs per record (`recovery`).
         TableManager=BatchedTableManager,
     )
+
+    # Offsets committed never pass a record no stream handled (`commits`).
+    delivered = install_commit_guard(app)
 
     def topic(name: str, **kw: Any) -> faust.TopicT:
         return app.topic(settings.topic(name), key_type=bytes, value_type=bytes, **kw)
@@ -109,20 +118,34 @@ def create_app(settings: Settings) -> faust.App:
     event_queue: list[Any] = []  # the events stream's queue, once its agent runs
     event_topic_names = set(event_topic.topics)
 
+    backpressure = Backpressure(settings.topic("conversions"))
+
     @app.timer(TICK_INTERVAL_S)  # type: ignore[untyped-decorator]
     async def tick() -> None:
-        if event_queue and app._consumer is not None:
-            resumed = reactivate_buffered(app._consumer, event_queue[0], event_topic_names)
+        consumer = app._consumer
+        if event_queue and consumer is not None:
+            resumed = reactivate_buffered(consumer, event_queue[0], event_topic_names)
             if resumed:
                 log.info("resumed fetching %d partitions left stopped after a full buffer", len(resumed))
+        if consumer is not None and not app.rebalancing:
+            # Event time needs to know which touch partitions are behind (`event_time`, `flow`).
+            report_lag(consumer, processor.time, names, processor.clock())
+            backpressure.apply(consumer, processor.time)
+            for tp, offset in delivered.lost_heads(consumer, processor.clock()).items():
+                log.error("offset %d of %s was handed to a stream but never handled: reading it again", offset, tp)
+                await consumer.seek(tp, offset)
         for partition in processor.due_ticks():
             await ticks.send(key=b"tick", value=b"", partition=partition, force=True)
 
-    @app.agent(event_topic, concurrency=1)
+    # A crash of the events agent stops the worker (CrashingSupervisor) instead of restarting the
+    # agent past the record it failed on; its records are acked only once fully handled (noack +
+    # explicit ack), so the offset committed never passes a record that was not (`commits`).
+    @app.agent(event_topic, concurrency=1, supervisor_strategy=mode.CrashingSupervisor)
     async def events(stream: faust.StreamT[bytes]) -> None:
         event_queue[:] = [stream.channel.queue]  # type: ignore[attr-defined]
         await cache.ready.wait()
-        async for event in stream.events():
+        manual = stream.noack()  # type: ignore[attr-defined]
+        async for event in manual.events():
             m = event.message
             result = processor.handle(m.topic, m.key, m.value, m.partition, m.offset, m.headers, users.get)
             # Outputs go out now (not at commit) and are acknowledged *before* the state that
@@ -138,6 +161,7 @@ def create_app(settings: Settings) -> faust.App:
                 users[user_key] = state
             if result.watermark is not None:
                 watermarks[result.watermark[0]] = result.watermark[1]
+            await manual.ack(event)
 
     @app.agent(config_topic, concurrency=1)
     async def config(stream: faust.StreamT[bytes]) -> None:

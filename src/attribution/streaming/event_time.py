@@ -1,19 +1,30 @@
-"""Event-time bookkeeping per input partition: touch watermarks and the index of held conversions.
+"""Event-time bookkeeping per input partition: touch watermarks, touch lag and held conversions.
 
-A conversion of partition p is judged once both touch streams of p (impressions and clicks) have
-passed its timestamp, i.e. `conversion.timestamp < min(impressions_wm, clicks_wm)`: with each
-partition in timestamp order no touch at or before it can still arrive. Until then it is held in
-its user's state (changelogged); this index only says which users to look at, and is rebuilt from
-the table after a restart or rebalance. A conversion waits at most `hold_ms` of wall-clock time,
-so an idle touch partition cannot stall it.
+A conversion of partition p may be judged once no touch at or before its timestamp can still
+arrive on p. Each partition of each topic is in timestamp order, so that is true of a touch source
+(impressions, clicks) once its watermark (the latest timestamp read) has passed the conversion:
+`conversion.timestamp < watermark`. Until every source has, the conversion is held in its user's
+state (changelogged); this index only says which users to look at, and is rebuilt from the table
+after a restart or rebalance.
+
+A source that stays quiet must not stall conversions forever, but a source with unread records is
+not quiet, it is *behind* (Kafka Streams' `max.task.idle.ms`, KIP-695). Each source is therefore
+either behind (the consumer has not read everything the broker holds for it: its position is
+below the high watermark the consumer learnt from its last fetch) or caught up since some
+wall-clock time (`report_lag`, called by the app's timer with what the consumer knows). A held
+conversion whose timestamp a source has not passed may be judged without that source only when the
+source is caught up and `hold_ms` has gone by since both the source caught up and the conversion
+arrived. While a source is behind, its conversions wait however long the backlog takes to drain;
+the number held is bounded by back-pressure instead (`over_limit`: the app stops fetching the
+partition's conversions until the touches catch up, see `flow`).
 
 The touch watermarks themselves are persisted too (a small table, at most five times a second per
 partition, from within stream iteration, and by a tick when the touch streams go quiet): after a
 restart the touches before the committed offset are not read again, so without them every held
-conversion would wait out the bounded wait. A persisted watermark may be `PERSIST_EVERY_S` stale,
-which only ever holds a conversion longer.
+conversion would wait for the touch sources to catch up and the bounded wait. A persisted
+watermark may be `PERSIST_EVERY_S` stale, which only ever holds a conversion longer.
 
-Wall-clock time is read here (the glue), never in the domain: callers pass `now` in.
+Wall-clock time is read by the caller (the glue), never here or in the domain: `now` is passed in.
 """
 
 from __future__ import annotations
@@ -21,11 +32,19 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 
+from attribution.streaming.topics import REKEY_TOPIC
+
 NEVER = -(2**62)
 #: Touch watermarks are persisted at most this often per partition (wall-clock seconds): a few
 #: small writes a second, against thousands of state writes, and a worker taking a partition over
-#: finds a watermark at most this stale (or its conversions wait for the bounded wait).
+#: finds a watermark at most this stale.
 PERSIST_EVERY_S = 0.2
+#: The touch sources whose watermarks decide when a conversion may be judged.
+TOUCH_SOURCES = ("impressions", "clicks")
+#: Sources whose lag also gates the bounded wait: the touch sources and the re-key topic (mis-keyed
+#: touches forwarded to this partition), which has no watermark of its own.
+REKEY_SOURCE = REKEY_TOPIC
+LAG_SOURCES = (*TOUCH_SOURCES, REKEY_SOURCE)
 
 
 @dataclass
@@ -38,6 +57,11 @@ class PartitionTime:
     tick_pending: bool = False
     persisted: tuple[int, int] = (NEVER, NEVER)
     persisted_at: float = float("-inf")
+    #: per lag source: wall-clock time since which it has been caught up; absent while behind or
+    #: before the first report (unknown counts as behind: never judge early on a guess)
+    caught_up_since: dict[str, float] = field(default_factory=dict)
+    #: per lag source: the offset after the last record handled
+    next_offset: dict[str, int] = field(default_factory=dict)
 
     @property
     def touch_watermark(self) -> int:
@@ -51,12 +75,26 @@ class PartitionTime:
             return NEVER
         return min(self.conversions, self.held[0][0]) if self.held else self.conversions
 
+    def may_judge(self, timestamp: int, arrived: float, now: float, hold_s: float) -> bool:
+        """Whether a conversion held since `arrived` may be judged at wall-clock `now`: every touch
+        source has passed it, or each that has not (and the re-key topic) has been caught up for
+        `hold_s`, counted from when it caught up or the conversion arrived, whichever is later."""
+        pending = [s for s in TOUCH_SOURCES if getattr(self, s) <= timestamp]
+        if not pending:
+            return True
+        for source in (*pending, REKEY_SOURCE):
+            since = self.caught_up_since.get(source)
+            if since is None or now - max(since, arrived) < hold_s:
+                return False
+        return True
+
 
 class EventTime:
     """Per-partition event time. Not thread-safe; the events agent runs with concurrency 1."""
 
-    def __init__(self, hold_ms: int) -> None:
+    def __init__(self, hold_ms: int, max_held: int = 1000) -> None:
         self.hold_s = hold_ms / 1000
+        self.max_held = max_held
         self.partitions: dict[int, PartitionTime] = {}
         self._seq = 0
 
@@ -65,6 +103,21 @@ class EventTime:
         if pt is None:
             pt = self.partitions[partition] = PartitionTime()
         return pt
+
+    def saw_offset(self, partition: int, source: str, offset: int) -> None:
+        """Record that the record at `offset` of a lag source's partition was handled."""
+        self.of(partition).next_offset[source] = offset + 1
+
+    def report_lag(self, partition: int, source: str, highwater: int | None, start: int, now: float) -> None:
+        """What the consumer knows of a lag source's partition: the broker's high watermark (None
+        before the first fetch) and the offset reading started from (the committed offset).
+        Caught up means every record below the high watermark has been handled."""
+        pt = self.of(partition)
+        position = max(pt.next_offset.get(source, start), start)
+        if highwater is not None and position >= highwater:
+            pt.caught_up_since.setdefault(source, now)
+        else:
+            pt.caught_up_since.pop(source, None)
 
     def saw_touch(self, partition: int, kind: str, timestamp: int) -> int | None:
         """Advance a touch watermark; returns the new `through` for releases when it moved."""
@@ -89,6 +142,15 @@ class EventTime:
         self._seq += 1
         heapq.heappush(self.of(partition).held, (timestamp, self._seq, user_key, now))
 
+    def held_count(self, partition: int) -> int:
+        pt = self.partitions.get(partition)
+        return len(pt.held) if pt is not None else 0
+
+    def over_limit(self, partition: int) -> bool:
+        """True when the partition holds more conversions than `max_held`: stop fetching its
+        conversions (back-pressure) until this is False again."""
+        return self.held_count(partition) > self.max_held
+
     def pop_through(self, partition: int, through: int) -> list[bytes]:
         """Users (in first-release order, without repeats) holding conversions at or before `through`."""
         heap = self.of(partition).held
@@ -98,13 +160,15 @@ class EventTime:
         return list(users)
 
     def releasable_through(self, partition: int, now: float) -> int | None:
-        """What a tick may release: held conversions the watermark passed (after a restore) or
-        that outlived the bounded wait; the latest such timestamp, or None."""
+        """What a tick may release: the latest timestamp among held conversions that every touch
+        source has passed (after a restore) or that may be judged without the sources that have
+        not (`PartitionTime.may_judge`); None when there is none."""
         pt = self.of(partition)
-        passed = pt.touch_watermark - 1 if pt.held and pt.held[0][0] < pt.touch_watermark else None
-        expired = self.expired_through(partition, now)
-        candidates = [t for t in (passed, expired) if t is not None]
-        return max(candidates) if candidates else None
+        through = None
+        for ts, _, _, arrived in pt.held:
+            if (through is None or ts > through) and pt.may_judge(ts, arrived, now, self.hold_s):
+                through = ts
+        return through
 
     def persist_due(self, partition: int, now: float, every_s: float = PERSIST_EVERY_S) -> tuple[int, int] | None:
         """The watermarks to persist for `partition`, when they moved and `every_s` has passed."""
@@ -121,17 +185,11 @@ class EventTime:
         pt.clicks = max(pt.clicks, clicks)
         pt.persisted = (pt.impressions, pt.clicks)
 
-    def expired_through(self, partition: int, now: float) -> int | None:
-        """The latest timestamp among conversions held longer than the bounded wait, if any."""
-        deadline = now - self.hold_s
-        expired = [ts for ts, _, _, arrived in self.of(partition).held if arrived <= deadline]
-        return max(expired) if expired else None
-
     def due_ticks(self, now: float) -> list[int]:
-        """Partitions that need a tick (none in flight): a held conversion outlived the wait, or the
+        """Partitions that need a tick (none in flight): a held conversion may be judged, or the
         touch watermarks moved and were not persisted for `PERSIST_EVERY_S` (the last touches of a
         burst would otherwise stay unpersisted, and a worker taking the partition over would hold
-        its conversions for the whole bounded wait)."""
+        its conversions longer than needed)."""
         due = []
         for p, pt in self.partitions.items():
             if pt.tick_pending:

@@ -4,7 +4,7 @@
 (usually one), the output records to send, or a re-key forward. It never raises for a bad record.
 
 Event time: conversions are held until the touch streams of their partition have passed them, or
-until the bounded wait is over (see `event_time`). Releases happen while handling a touch that
+until those that have not are caught up and the bounded wait is over (see `event_time`). Releases happen while handling a touch that
 moves a watermark, or a tick the app's timer sends to the partition, so that every table write
 happens inside stream iteration, on the partition the users' state belongs to.
 """
@@ -34,7 +34,7 @@ from attribution.domain import (
 )
 from attribution.errors import InvalidJson, RecordError
 from attribution.settings import Settings
-from attribution.streaming.event_time import EventTime
+from attribution.streaming.event_time import LAG_SOURCES, EventTime
 from attribution.streaming.topics import REKEY_TOPIC, TICK_TOPIC
 
 Headers = Sequence[tuple[str, bytes]]
@@ -69,7 +69,7 @@ class Processor:
         self.names = names
         self.config = config
         self.clock = clock
-        self.time = EventTime(settings.hold_ms)
+        self.time = EventTime(settings.hold_ms, settings.max_held)
         #: user key -> (encoded state, the same state decoded), most recently used last. Decoding
         #: is the largest cost of our own per-event code (about 40%); the table keeps the bytes
         #: we wrote, so the next event of a recent user finds them here and skips it.
@@ -96,6 +96,8 @@ class Processor:
                 self._release(partition, through, get_state, result)
             self._persist_watermarks(partition, result)
             return result
+        if name in LAG_SOURCES:
+            self.time.saw_offset(partition, name, offset)  # how far this source is read (`event_time`)
         rekeyed = name == REKEY_TOPIC
         try:
             if rekeyed:

@@ -1,0 +1,218 @@
+"""The offset committed never passes a record that was not handled: a guarded fix of Faust's commit bookkeeping.
+
+faust-streaming 0.15.3 (`faust.transport.consumer.Consumer`) commits, per partition, the end of the
+first run of consecutive acknowledged offsets, with offsets it believes do not exist ("gaps")
+counted as acknowledged. Three defects let that pass a record no stream handled:
+
+* the head check lets one missing offset through (`min(acked) - committed > 1`) and is skipped
+  altogether while nothing was committed yet (upstream issue 606, open PR 707);
+* gaps are recorded end-inclusive since the interval tree became end-exclusive (PR 282): the
+  record after an offset jump counts as done before it is handled;
+* after a seek the read offset means "next to read", elsewhere "last read", so gap ranges are
+  off by one after every rebalance.
+
+A crash inside an agent could then commit past the record it failed on, and records a rebalance
+dropped from the stream buffers were committed as if handled. This module replaces that
+bookkeeping for the topics whose records are acknowledged:
+
+* `Delivered` notes, in the conductor's callback (every record the consumer hands to a stream, in
+  offset order per partition), which offsets were skipped since reading (re)started: those are the
+  only gaps;
+* `next_commit` is the smallest offset at or after the committed one that is neither acknowledged
+  nor a gap: the offset committed;
+* every assigned partition has a known starting point (Faust leaves partitions with no committed
+  offset, or offset 0, without one): the earliest offset, sought explicitly;
+* `lost_heads` finds a partition whose first unhandled record was handed to a stream but never
+  handled while later ones were (a record dropped from a stream buffer); the app seeks it back, and
+  the records from there are handled again (handling is idempotent).
+
+The patch is applied to Faust's `Consumer` class once per process, checked against the pinned
+version; the class keeps its own behaviour for apps that did not `install` a `Delivered`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Any
+
+import faust
+from faust.transport.consumer import Consumer
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_FAUST = "0.15.3"
+#: A partition's first unhandled record counts as lost when it stays so for this long (seconds)
+#: while later records of the partition were handled.
+LOST_AFTER_S = 10.0
+
+
+def next_commit(committed: int, done: Collection[int], gaps: Iterable[tuple[int, int]]) -> int:
+    """The smallest offset at or after `committed` that is neither in `done` nor in a gap.
+
+    `gaps` are half-open ranges `[start, end)` of offsets that do not exist, sorted by start."""
+    pos = committed
+    pending = sorted(gaps)
+    i = 0
+    while True:
+        if pos in done:
+            pos += 1
+            continue
+        while i < len(pending) and pending[i][1] <= pos:
+            i += 1
+        if i < len(pending) and pending[i][0] <= pos:
+            pos = pending[i][1]
+            continue
+        return pos
+
+
+class Delivered:
+    """Per partition: where reading (re)started, the last offset handed to a stream, the gaps."""
+
+    def __init__(self) -> None:
+        self.base: dict[Any, int | None] = {}
+        self.last: dict[Any, int] = {}
+        self.gaps: defaultdict[Any, list[tuple[int, int]]] = defaultdict(list)
+        self._suspect: dict[Any, tuple[int, float]] = {}
+
+    def reset(self, tp: Any, offset: int | None) -> None:
+        """Reading of `tp` (re)starts at `offset` (a seek)."""
+        self.base[tp] = offset
+        self.last.pop(tp, None)
+        self.gaps.pop(tp, None)
+        self._suspect.pop(tp, None)
+
+    def saw(self, tp: Any, offset: int) -> None:
+        """The record at `offset` was handed to a stream; offsets skipped since do not exist."""
+        last = self.last.get(tp)
+        expected = self.base.get(tp) if last is None else last + 1
+        if expected is not None and offset > expected:
+            self.gaps[tp].append((expected, offset))
+        if last is None or offset > last:
+            self.last[tp] = offset
+
+    def forget_below(self, tp: Any, offset: int) -> None:
+        gaps = self.gaps.get(tp)
+        if gaps:
+            gaps[:] = [g for g in gaps if g[1] > offset]
+
+    def lost_heads(self, consumer: Any, now: float) -> dict[Any, int]:
+        """Partitions whose first unhandled offset was handed to a stream, later offsets were
+        handled, and it stayed so for `LOST_AFTER_S`: tp -> that offset (to seek back to)."""
+        lost = {}
+        for tp, last in list(self.last.items()):
+            committed = consumer._committed_offset.get(tp)
+            acked = consumer._acked.get(tp)
+            if committed is None or not acked:
+                self._suspect.pop(tp, None)
+                continue
+            head = next_commit(committed, consumer._acked_index[tp], self.gaps.get(tp, ()))
+            if not (head <= last and max(acked) > head):
+                self._suspect.pop(tp, None)
+                continue
+            seen = self._suspect.get(tp)
+            if seen is None or seen[0] != head:
+                self._suspect[tp] = (head, now)
+            elif now - seen[1] >= LOST_AFTER_S:
+                lost[tp] = head
+                self._suspect.pop(tp, None)
+        return lost
+
+
+def _delivered(consumer: Any) -> Delivered | None:
+    return getattr(consumer.app, "attribution_delivered", None)
+
+
+_original: dict[str, Callable[..., Any]] = {}
+
+
+def _new_offset(self: Any, tp: Any) -> int | None:
+    delivered = _delivered(self)
+    if delivered is None:
+        faust_offset: int | None = _original["_new_offset"](self, tp)
+        return faust_offset
+    committed = self._committed_offset[tp]
+    acked = self._acked[tp]
+    if committed is None or not acked:
+        return None
+    index = self._acked_index[tp]
+    pos = next_commit(committed, index, delivered.gaps.get(tp, ()))
+    if pos <= committed:
+        return None
+    acked[:] = [o for o in acked if o >= pos]
+    index.intersection_update(acked)
+    delivered.forget_below(tp, pos)
+    return pos
+
+
+async def _add_gap(self: Any, tp: Any, offset_from: int, offset_to: int) -> None:
+    if _delivered(self) is None:
+        await _original["_add_gap"](self, tp, offset_from, offset_to)
+    # else: gaps are what `Delivered.saw` found, not Faust's off-by-one ranges
+
+
+async def _perform_seek(self: Any) -> None:
+    await _original["perform_seek"](self)
+    delivered = _delivered(self)
+    if delivered is None:
+        return
+    acking = self.app.topics.acks_enabled_for
+    tps = [tp for tp in self.assignment() if acking(tp.topic)]
+    missing = [tp for tp in tps if self._committed_offset.get(tp) is None]
+    if missing:
+        # No committed offset (or 0, which Faust stores as none): start from the earliest record,
+        # explicitly, so the commit has a known starting point.
+        earliest: Mapping[Any, int] = await self.earliest_offsets(*missing)
+        for tp in missing:
+            offset = earliest.get(tp)
+            if offset is not None:
+                await self.seek(tp, offset)
+                self._committed_offset[tp] = offset
+    for tp in tps:
+        delivered.reset(tp, self._committed_offset.get(tp))
+
+
+async def _seek(self: Any, partition: Any, offset: int) -> None:
+    await _original["seek"](self, partition, offset)
+    delivered = _delivered(self)
+    if delivered is not None:
+        delivered.reset(partition, offset)
+
+
+def patch_consumer() -> None:
+    """Apply the fix to Faust's `Consumer` (once; idempotent). RuntimeError on another Faust."""
+    if faust.__version__ != SUPPORTED_FAUST:
+        raise RuntimeError(
+            f"attribution.streaming.commits fixes faust-streaming {SUPPORTED_FAUST}'s commit bookkeeping; "
+            f"found {faust.__version__}: check the fix against it before changing the pin"
+        )
+    if _original:
+        return
+    for name, fn in (
+        ("_new_offset", _new_offset),
+        ("_add_gap", _add_gap),
+        ("perform_seek", _perform_seek),
+        ("seek", _seek),
+    ):
+        _original[name] = getattr(Consumer, name)
+        setattr(Consumer, name, fn)
+
+
+def install(app: faust.App) -> Delivered:
+    """Patch the consumer class and note every record the app's consumer hands to a stream.
+    Call before the app starts (the consumer takes the conductor's callback when it is made)."""
+    patch_consumer()
+    delivered = Delivered()
+    app.attribution_delivered = delivered  # type: ignore[attr-defined]
+    conductor = app.topics
+    deliver = conductor.on_message
+    acking = conductor.acks_enabled_for
+
+    async def on_message(message: Any) -> Any:
+        if acking(message.topic):
+            delivered.saw(message.tp, message.offset)
+        return await deliver(message)
+
+    conductor.on_message = on_message
+    return delivered

@@ -1,0 +1,195 @@
+"""Event time under lag: a touch source with unread records is behind, never idle (`event_time`, `flow`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from attribution.streaming.event_time import LAG_SOURCES, EventTime
+from attribution.streaming.flow import Backpressure, report_lag
+
+HOLD_MS = 3000
+T = 1_700_000_000_000
+
+
+def held_conversion(time: EventTime, ts: int = T, now: float = 0.0, user: bytes = b"u1", partition: int = 0) -> None:
+    assert not time.saw_conversion(partition, ts)
+    time.held(partition, ts, user, now)
+
+
+def all_caught_up(time: EventTime, now: float, partition: int = 0) -> None:
+    for source in LAG_SOURCES:
+        time.report_lag(partition, source, highwater=0, start=0, now=now)
+
+
+def test_a_conversion_is_never_judged_by_the_clock_while_its_touch_partitions_are_behind() -> None:
+    time = EventTime(HOLD_MS)
+    held_conversion(time, now=0.0)
+    all_caught_up(time, now=0.0)
+    time.report_lag(0, "impressions", highwater=50_000, start=0, now=0.0)  # a backlog of impressions
+    for now in (3.0, 60.0, 3600.0):
+        assert time.releasable_through(0, now) is None
+        assert time.due_ticks(now) == []
+
+
+def test_a_conversion_is_judged_once_the_lagging_source_caught_up_and_the_wait_has_passed_since() -> None:
+    time = EventTime(HOLD_MS)
+    held_conversion(time, now=0.0)
+    all_caught_up(time, now=0.0)
+    time.report_lag(0, "clicks", highwater=10, start=0, now=0.0)
+    for offset in range(10):
+        time.saw_offset(0, "clicks", offset)
+    time.report_lag(0, "clicks", highwater=10, start=0, now=100.0)  # caught up at t=100
+    assert time.releasable_through(0, 102.9) is None  # the wait counts from catching up
+    assert time.releasable_through(0, 103.0) == T
+
+
+def test_a_source_caught_up_long_ago_still_gives_a_new_conversion_the_whole_wait() -> None:
+    time = EventTime(HOLD_MS)
+    all_caught_up(time, now=0.0)
+    held_conversion(time, now=500.0)
+    assert time.releasable_through(0, 502.0) is None
+    assert time.releasable_through(0, 503.0) == T
+
+
+def test_a_source_that_passed_the_conversion_does_not_need_to_be_caught_up() -> None:
+    time = EventTime(HOLD_MS)
+    held_conversion(time, now=0.0)
+    time.saw_touch(0, "impression", T + 1)  # impressions passed it; clicks are quiet and caught up
+    time.report_lag(0, "impressions", highwater=1_000_000, start=0, now=0.0)  # and far behind
+    time.report_lag(0, "clicks", highwater=0, start=0, now=0.0)
+    time.report_lag(0, "rekeyed-events", highwater=0, start=0, now=0.0)
+    assert time.releasable_through(0, 3.0) == T
+
+
+def test_both_watermarks_past_a_held_conversion_release_it_without_waiting() -> None:
+    time = EventTime(HOLD_MS)
+    held_conversion(time, now=0.0)
+    time.saw_touch(0, "impression", T + 1)
+    assert time.saw_touch(0, "click", T + 5) == T  # released by the touch that passed it
+    assert time.releasable_through(0, 0.0) == T  # and by a tick, before the watermark's own release
+
+
+def test_a_source_never_reported_counts_as_behind() -> None:
+    time = EventTime(HOLD_MS)
+    held_conversion(time, now=0.0)
+    assert time.releasable_through(0, 10_000.0) is None
+
+
+def test_a_source_that_falls_behind_again_restarts_its_wait() -> None:
+    time = EventTime(HOLD_MS)
+    held_conversion(time, now=0.0)
+    all_caught_up(time, now=0.0)
+    time.report_lag(0, "impressions", highwater=5, start=0, now=2.0)  # new records arrived
+    time.saw_offset(0, "impressions", 4)
+    time.report_lag(0, "impressions", highwater=5, start=0, now=2.5)
+    assert time.releasable_through(0, 3.0) is None
+    assert time.releasable_through(0, 5.5) == T
+
+
+def test_the_committed_offset_counts_as_read_before_any_record_is_handled() -> None:
+    time = EventTime(HOLD_MS)
+    time.report_lag(0, "clicks", highwater=120, start=120, now=1.0)
+    assert time.of(0).caught_up_since["clicks"] == 1.0
+    time.report_lag(0, "clicks", highwater=121, start=120, now=2.0)
+    assert "clicks" not in time.of(0).caught_up_since
+
+
+def test_a_partition_over_its_held_limit_asks_for_back_pressure() -> None:
+    time = EventTime(HOLD_MS, max_held=3)
+    for i in range(3):
+        held_conversion(time, ts=T + i, user=f"u{i}".encode())
+    assert not time.over_limit(0)
+    held_conversion(time, ts=T + 3, user=b"u3")
+    assert time.over_limit(0)
+    assert not time.over_limit(1)
+
+
+# --- the consumer side (`flow`) -------------------------------------------------------------
+
+
+class TP(NamedTuple):
+    topic: str
+    partition: int
+
+
+@dataclass
+class FakeConsumer:
+    """The consumer methods `flow` uses: assignment, highwater, committed offsets, pause/resume."""
+
+    assigned: set[TP]
+    highwaters: dict[TP, int] = field(default_factory=dict)
+    _committed_offset: dict[TP, int] = field(default_factory=dict)
+    paused: set[TP] = field(default_factory=set)
+    calls: list[tuple[str, list[TP]]] = field(default_factory=list)
+
+    def assignment(self) -> set[TP]:
+        return self.assigned
+
+    def highwater(self, tp: TP) -> int | None:
+        return self.highwaters.get(tp)
+
+    def pause_partitions(self, tps: list[TP]) -> None:
+        self.calls.append(("pause", sorted(tps)))
+        self.paused |= set(tps)
+
+    def resume_partitions(self, tps: list[TP]) -> None:
+        self.calls.append(("resume", sorted(tps)))
+        self.paused -= set(tps)
+
+
+NAMES = {f"p.{n}": n for n in (*LAG_SOURCES, "conversions")}
+
+
+def test_lag_is_reported_from_the_consumers_high_watermarks_and_committed_offsets() -> None:
+    tps = {TP(f"p.{n}", 0) for n in NAMES.values()}
+    consumer = FakeConsumer(
+        tps,
+        highwaters={TP("p.impressions", 0): 10, TP("p.clicks", 0): 7, TP("p.rekeyed-events", 0): 0},
+        _committed_offset={TP("p.impressions", 0): 3, TP("p.clicks", 0): 7},
+    )
+    time = EventTime(HOLD_MS)
+    report_lag(consumer, time, NAMES, now=5.0)
+    assert time.of(0).caught_up_since == {"clicks": 5.0, "rekeyed-events": 5.0}
+    for offset in range(3, 10):
+        time.saw_offset(0, "impressions", offset)
+    report_lag(consumer, time, NAMES, now=6.0)
+    assert time.of(0).caught_up_since == {"clicks": 5.0, "rekeyed-events": 5.0, "impressions": 6.0}
+
+
+def test_a_partition_without_a_known_high_watermark_is_behind() -> None:
+    consumer = FakeConsumer({TP("p.clicks", 2)})
+    time = EventTime(HOLD_MS)
+    report_lag(consumer, time, NAMES, now=1.0)
+    assert time.of(2).caught_up_since == {}
+
+
+def test_back_pressure_pauses_a_conversions_partition_over_the_limit_and_resumes_it_at_half() -> None:
+    conversions = TP("p.conversions", 1)
+    consumer = FakeConsumer({conversions, TP("p.clicks", 1)})
+    time = EventTime(HOLD_MS, max_held=4)
+    backpressure = Backpressure("p.conversions")
+    for i in range(5):
+        held_conversion(time, ts=T + i, user=f"u{i}".encode(), partition=1)
+    backpressure.apply(consumer, time)
+    assert consumer.paused == {conversions}
+    backpressure.apply(consumer, time)  # paused again each time: Faust may have resumed it
+    assert consumer.calls == [("pause", [conversions]), ("pause", [conversions])]
+    time.pop_through(1, T + 2)  # 2 left: at or below half the limit
+    backpressure.apply(consumer, time)
+    assert consumer.paused == set()
+    assert consumer.calls[-1] == ("resume", [conversions])
+
+
+def test_back_pressure_forgets_a_partition_that_moved_to_another_worker() -> None:
+    conversions = TP("p.conversions", 0)
+    consumer = FakeConsumer({conversions})
+    time = EventTime(HOLD_MS, max_held=1)
+    backpressure = Backpressure("p.conversions")
+    held_conversion(time, ts=T, user=b"a")
+    held_conversion(time, ts=T + 1, user=b"b")
+    backpressure.apply(consumer, time)
+    consumer.assigned = set()
+    backpressure.apply(consumer, time)
+    assert backpressure.paused == set()
+    assert consumer.calls == [("pause", [conversions])]
