@@ -28,14 +28,6 @@ from integration.harness import (
     traffic,
 )
 
-REBALANCE_BUG = pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "open bug (docs/reliability.md, Known limits): two workers in one group still give a different "
-        "or a missing outcome in about 1 run in 20 after the session-2 fixes (before them: about 1 in 2)"
-    ),
-)
-
 # Long enough that only the watermarks (never the bounded wait) release conversions in these tests.
 LONG_HOLD_MS = 120_000
 
@@ -115,7 +107,6 @@ def test_a_worker_killed_mid_stream_and_restarted_gives_every_conversion_one_out
         pipeline.close()
 
 
-@REBALANCE_BUG
 def test_a_second_worker_joining_mid_stream_takes_partitions_over_without_changing_outcomes(tmp_path: Path) -> None:
     # The joiner recovers state the first worker wrote and starts its partitions where the first one
     # committed (or from the beginning); records Faust fetched around the end of that recovery were
@@ -134,7 +125,6 @@ def test_a_second_worker_joining_mid_stream_takes_partitions_over_without_changi
         pipeline.close()
 
 
-@REBALANCE_BUG
 def test_a_worker_leaving_the_group_mid_stream_hands_over_without_changing_outcomes(tmp_path: Path) -> None:
     pipeline = Pipeline(tmp_path, partitions=4, hold_ms=LONG_HOLD_MS)
     try:
