@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from attribution.streaming.event_time import LAG_SOURCES, EventTime
-from attribution.streaming.flow import Backpressure, report_lag
+from attribution.streaming.flow import Backpressure, pause_fetching, report_lag
 
 HOLD_MS = 3000
 T = 1_700_000_000_000
@@ -115,27 +115,17 @@ class TP(NamedTuple):
 
 @dataclass
 class FakeConsumer:
-    """The consumer methods `flow` uses: assignment, highwater, committed offsets, pause/resume."""
+    """The consumer methods `report_lag` uses: assignment, highwater, committed offsets."""
 
     assigned: set[TP]
     highwaters: dict[TP, int] = field(default_factory=dict)
     _committed_offset: dict[TP, int] = field(default_factory=dict)
-    paused: set[TP] = field(default_factory=set)
-    calls: list[tuple[str, list[TP]]] = field(default_factory=list)
 
     def assignment(self) -> set[TP]:
         return self.assigned
 
     def highwater(self, tp: TP) -> int | None:
         return self.highwaters.get(tp)
-
-    def pause_partitions(self, tps: list[TP]) -> None:
-        self.calls.append(("pause", sorted(tps)))
-        self.paused |= set(tps)
-
-    def resume_partitions(self, tps: list[TP]) -> None:
-        self.calls.append(("resume", sorted(tps)))
-        self.paused -= set(tps)
 
 
 NAMES = {f"p.{n}": n for n in (*LAG_SOURCES, "conversions")}
@@ -166,30 +156,68 @@ def test_a_partition_without_a_known_high_watermark_is_behind() -> None:
 
 def test_back_pressure_pauses_a_conversions_partition_over_the_limit_and_resumes_it_at_half() -> None:
     conversions = TP("p.conversions", 1)
-    consumer = FakeConsumer({conversions, TP("p.clicks", 1)})
+    assignment = {conversions, TP("p.clicks", 1)}
     time = EventTime(HOLD_MS, max_held=4)
     backpressure = Backpressure("p.conversions")
     for i in range(5):
         held_conversion(time, ts=T + i, user=f"u{i}".encode(), partition=1)
-    backpressure.apply(consumer, time)
-    assert consumer.paused == {conversions}
-    backpressure.apply(consumer, time)  # paused again each time: Faust may have resumed it
-    assert consumer.calls == [("pause", [conversions]), ("pause", [conversions])]
+    assert backpressure.decide(assignment, time) == ([conversions], [])
+    # paused again each time: a rebalance gives the consumer fresh, unpaused partition states
+    assert backpressure.decide(assignment, time) == ([conversions], [])
     time.pop_through(1, T + 2)  # 2 left: at or below half the limit
-    backpressure.apply(consumer, time)
-    assert consumer.paused == set()
-    assert consumer.calls[-1] == ("resume", [conversions])
+    assert backpressure.decide(assignment, time) == ([], [conversions])
+    assert backpressure.decide(assignment, time) == ([], [])
 
 
 def test_back_pressure_forgets_a_partition_that_moved_to_another_worker() -> None:
     conversions = TP("p.conversions", 0)
-    consumer = FakeConsumer({conversions})
     time = EventTime(HOLD_MS, max_held=1)
     backpressure = Backpressure("p.conversions")
     held_conversion(time, ts=T, user=b"a")
     held_conversion(time, ts=T + 1, user=b"b")
-    backpressure.apply(consumer, time)
-    consumer.assigned = set()
-    backpressure.apply(consumer, time)
+    assert backpressure.decide({conversions}, time) == ([conversions], [])
+    assert backpressure.decide(set(), time) == ([], [])
     assert backpressure.paused == set()
-    assert consumer.calls == [("pause", [conversions])]
+
+
+class FakeAiokafka:
+    def __init__(self, assigned: set[Any]) -> None:
+        self.assigned = assigned
+        self.paused: set[Any] = set()
+
+    def assignment(self) -> set[Any]:
+        return self.assigned
+
+    def pause(self, *tps: Any) -> None:
+        self.paused.update(tps)
+
+    def resume(self, *tps: Any) -> None:
+        self.paused.difference_update(tps)
+
+
+class FakeThread:
+    def __init__(self, client: FakeAiokafka) -> None:
+        self._consumer = client
+        self.calls = 0
+
+    async def call_thread(self, fun: Any, *args: Any) -> Any:
+        self.calls += 1
+        return await fun(*args)
+
+
+async def test_fetching_is_paused_in_the_aiokafka_consumer_for_assigned_partitions_only() -> None:
+    from aiokafka import TopicPartition
+
+    client = FakeAiokafka({TopicPartition("p.conversions", 0)})
+    consumer = type("Consumer", (), {"_thread": FakeThread(client)})()
+    assert await pause_fetching(consumer, [TP("p.conversions", 0), TP("p.conversions", 3)], [])
+    assert client.paused == {TopicPartition("p.conversions", 0)}
+    assert await pause_fetching(consumer, [], [TP("p.conversions", 0)])
+    assert client.paused == set()
+    assert consumer._thread.calls == 2
+    assert await pause_fetching(consumer, [], [])  # nothing to do: no call into the thread
+    assert consumer._thread.calls == 2
+
+
+async def test_pausing_before_the_consumer_thread_exists_does_nothing() -> None:
+    assert not await pause_fetching(object(), [TP("p.conversions", 0)], [])

@@ -27,7 +27,7 @@ from attribution.settings import Settings
 from attribution.streaming.commits import install as install_commit_guard
 from attribution.streaming.config_cache import ConfigCache
 from attribution.streaming.delivery import install as install_fast_delivery
-from attribution.streaming.flow import Backpressure, report_lag
+from attribution.streaming.flow import Backpressure, pause_fetching, report_lag
 from attribution.streaming.processor import Processor
 from attribution.streaming.recovery import BatchedTableManager
 from attribution.streaming.topics import INTERNAL_TOPICS, REKEY_TOPIC, TICK_TOPIC
@@ -130,7 +130,8 @@ def create_app(settings: Settings) -> faust.App:
         if consumer is not None and not app.rebalancing:
             # Event time needs to know which touch partitions are behind (`event_time`, `flow`).
             report_lag(consumer, processor.time, names, processor.clock())
-            backpressure.apply(consumer, processor.time)
+            pause, resume = backpressure.decide(consumer.assignment(), processor.time)
+            await pause_fetching(consumer, pause, resume)
             for tp, offset in delivered.lost_heads(consumer, processor.clock()).items():
                 log.error("offset %d of %s was handed to a stream but never handled: reading it again", offset, tp)
                 await consumer.seek(tp, offset)

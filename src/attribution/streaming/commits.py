@@ -88,6 +88,11 @@ class Delivered:
         last = self.last.get(tp)
         expected = self.base.get(tp) if last is None else last + 1
         if expected is not None and offset > expected:
+            # Compaction and transaction markers leave such holes; on the event topics, which
+            # are neither, a hole would mean records skipped on the way: say so.
+            log.warning(
+                "offsets %d to %d of %s were not handed to a stream: counted as absent", expected, offset - 1, tp
+            )
             self.gaps[tp].append((expected, offset))
         if last is None or offset > last:
             self.last[tp] = offset

@@ -5,20 +5,23 @@ Called from the app's timer (every `TICK_INTERVAL_S`), on the main loop, between
 * `report_lag` tells `EventTime` for each assigned touch partition (impressions, clicks, re-key)
   whether it is caught up: the broker's high watermark, as the consumer learnt it from its last
   fetch, against the offset after the last record handled (or the committed offset, before any).
-* `apply_backpressure` stops fetching the conversions partition of an input partition that holds
-  more than `max_held` conversions, and fetches it again once it holds half as many. A paused
-  conversions partition is paused again on every call: Faust's own flow control (a full stream
-  buffer, a rebalance, recovery) resumes partitions without knowing about ours.
+* `Backpressure` stops fetching the conversions partition of an input partition that holds more
+  than `max_held` conversions, and fetches it again once it holds half as many (`pause_fetching`).
+  A paused conversions partition is paused again on every call: a rebalance gives the consumer
+  fresh partition states, which are not paused.
 
 Only the consumer's public methods are used, except its committed offsets (`_committed_offset`, a
-plain mapping of faust-streaming 0.15.3, read with a fallback).
+plain mapping of faust-streaming 0.15.3, read with a fallback) and, for pausing, the aiokafka
+consumer and its thread (`pause_fetching`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+from aiokafka import TopicPartition
 
 from attribution.streaming.event_time import LAG_SOURCES, EventTime
 
@@ -43,8 +46,10 @@ class Backpressure:
         self.topic = conversions_topic
         self.paused: set[int] = set()
 
-    def apply(self, consumer: Any, time: EventTime) -> None:
-        assigned = {tp.partition: tp for tp in consumer.assignment() if tp.topic == self.topic}
+    def decide(self, assignment: Iterable[Any], time: EventTime) -> tuple[list[Any], list[Any]]:
+        """(partitions to pause, partitions to resume) among the assigned conversions partitions;
+        every partition paused by back-pressure is in the first list each time (idempotent)."""
+        assigned = {tp.partition: tp for tp in assignment if tp.topic == self.topic}
         self.paused &= set(assigned)  # partitions moved away are not ours to resume
         pause, resume = [], []
         for p, tp in assigned.items():
@@ -58,7 +63,30 @@ class Backpressure:
                 log.info("back-pressure: resuming %s (%d conversions held)", tp, held)
             if p in self.paused:
                 pause.append(tp)
-        if pause:
-            consumer.pause_partitions(pause)
-        if resume:
-            consumer.resume_partitions(resume)
+        return pause, resume
+
+
+async def pause_fetching(consumer: Any, pause: Sequence[Any], resume: Sequence[Any]) -> bool:
+    """Pause and resume partitions in the aiokafka consumer itself, on its own thread; False when
+    the consumer (thread) is not there yet.
+
+    Not Faust's `pause_partitions`: that only takes the partitions out of Faust's active set, and
+    Faust's `getmany` silently skips the records of inactive partitions that the aiokafka consumer
+    already handed over, moving past them (they would be lost until a seek). aiokafka's own pause
+    discards a paused partition's fetched records without moving its position: they are fetched
+    again on resume."""
+    thread: Any = getattr(consumer, "_thread", None)
+    client: Any = getattr(thread, "_consumer", None)
+    if thread is None or client is None:
+        return False
+    if not (pause or resume):
+        return True
+
+    async def apply() -> None:
+        # The consumer's own assignment: a partition revoked meanwhile is not paused or resumed.
+        assigned = client.assignment()
+        client.pause(*(p for p in (TopicPartition(tp.topic, tp.partition) for tp in pause) if p in assigned))
+        client.resume(*(p for p in (TopicPartition(tp.topic, tp.partition) for tp in resume) if p in assigned))
+
+    await thread.call_thread(apply)
+    return True
