@@ -163,5 +163,12 @@ def corpus() -> list[Hostile]:
             "invalid_line_item",
         ),
         Hostile("line-items: not an object", "line-items", b"2", b"[]", "not_an_object"),
+        Hostile(
+            "line-items: one pixel linked twice with different revenues",
+            "line-items",
+            b"2",
+            _j({**LINE_ITEM, "pixels": [{"id": 1, "post_click_revenue": 1}, {"id": 1, "post_click_revenue": 9}]}),
+            "invalid_line_item",
+        ),
     ]
     return cases

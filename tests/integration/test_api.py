@@ -27,7 +27,7 @@ from attribution.settings import Settings
 from attribution.web.openapi import document
 from integration.harness import ATTRIBUTION, Pipeline
 
-TOKEN = "it-token-0123456789"
+TOKEN = "it-token-0123456789abcdef0123456789"
 PIXEL_HOST = "px.it.example"
 
 

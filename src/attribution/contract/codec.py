@@ -118,6 +118,16 @@ _PIXEL_INTS = ("id", "advertiser_id", "post_view_expire_mins", "post_click_expir
 
 def _decode_line_item(obj: Any) -> LineItem:
     d = _validate_line_item(obj)
+    # A rule JSON Schema cannot state (uniqueItems compares whole links): one link per pixel, or
+    # which revenue applies would depend on the order of the links.
+    seen: set[int] = set()
+    for i, p in enumerate(d["pixels"]):
+        if int(p["id"]) in seen:
+            raise InvalidLineItem(
+                f"pixels.{i}.id: pixel {int(p['id'])} is linked twice (a line item links each pixel at most once)",
+                f"pixels.{i}.id",
+            )
+        seen.add(int(p["id"]))
     links = tuple(
         PixelLink(int(p["id"]), p.get("state", "active"), p.get("post_click_revenue"), p.get("post_view_revenue"))
         for p in d["pixels"]

@@ -29,6 +29,7 @@ from attribution.streaming.processor import Processor
 from attribution.streaming.recovery import BatchedTableManager
 from attribution.streaming.topics import INTERNAL_TOPICS, REKEY_TOPIC, TICK_TOPIC
 from attribution.streaming.tuning import FETCH_MAX_WAIT_MS, reactivate_buffered, shorten_fetch_wait
+from attribution.web.hosts import host_guard
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ def create_app(settings: Settings) -> faust.App:
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_bind=settings.web_host,
+        # Every route, Faust's pages included, answers only the names it is known by (DNS rebinding).
+        web_application_options={"middlewares": [host_guard(settings.allowed_hosts)]},
         topic_partitions=settings.partitions,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
