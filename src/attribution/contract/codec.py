@@ -161,6 +161,42 @@ def decode(topic: str, raw: bytes) -> Decoded:
     return decode_value(topic, parse_json(raw))
 
 
+_MAX_ID = 9223372036854775807
+
+
+def config_key(key: bytes | None) -> int | None:
+    """The id a config record's key names: its decimal text exactly as the id prints (`b"7"`, not
+    `b"07"` or `b" 7"`, which compaction would keep apart from `b"7"`), 1 to 2^63-1; else None."""
+    if key is None or not 0 < len(key) <= 19 or not key.isdigit() or key.startswith(b"0"):
+        return None
+    ident = int(key)
+    return ident if ident <= _MAX_ID else None
+
+
+def decode_config(topic: str, key: bytes | None, value: bytes | None) -> tuple[int, Pixel | LineItem | None]:
+    """A record of a compacted config topic (default name) as a write: (id, the record) or (id,
+    None) for a delete, or RecordError. The key must be the record's id (`invalid_key` otherwise):
+    compaction keeps the last record *per key*, so only then does the topic keep what it says."""
+    ident = config_key(key)
+    if value is None:
+        if ident is None:
+            raise InvalidJson(f"key: {_shown(key)} is not a config id for a delete", "key", code="invalid_key")
+        return ident, None
+    obj = decode(topic, value)
+    assert isinstance(obj, (Pixel, LineItem))
+    if ident != obj.id:
+        raise InvalidJson(
+            f"key: {_shown(key)} is not the record's id {obj.id} (a config record is keyed by its id)",
+            "key",
+            code="invalid_key",
+        )
+    return ident, obj
+
+
+def _shown(key: bytes | None) -> str:
+    return "none" if key is None else repr(key[:40].decode("utf-8", "replace"))
+
+
 def encode(record: Any) -> bytes:
     """An output dataclass (or a plain dict) to compact JSON bytes; field order is stable."""
     return orjson.dumps(record)

@@ -23,7 +23,7 @@ import faust
 
 from attribution.contract import CONFIG_TOPICS, EVENT_TOPICS, OUTPUT_TOPICS
 from attribution.settings import Settings
-from attribution.streaming.config_cache import ConfigCache
+from attribution.streaming.config_cache import RESTORES_HEADER, ConfigCache
 from attribution.streaming.delivery import install as install_fast_delivery
 from attribution.streaming.processor import Processor
 from attribution.streaming.recovery import BatchedTableManager
@@ -34,6 +34,8 @@ from attribution.web.hosts import host_guard
 log = logging.getLogger(__name__)
 
 TICK_INTERVAL_S = 0.2
+#: How long the config agent waits for the cache to apply a record before its follow-up.
+CONFIG_WAIT_S = 30.0
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -142,6 +144,8 @@ def create_app(settings: Settings) -> faust.App:
             if result.watermark is not None:
                 watermarks[result.watermark[0]] = result.watermark[1]
 
+    config_out = {settings.topic(t): topic(t) for t in CONFIG_TOPICS}
+
     @app.agent(config_topic, concurrency=1)
     async def config(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
@@ -149,6 +153,19 @@ def create_app(settings: Settings) -> faust.App:
             dead = processor.check_config(m.topic, m.key, m.value, m.partition, m.offset)
             if dead is not None:
                 await outputs["dead-letters"].send(key=m.key, value=dead, force=True)
+            # What the cache decided about this record: re-publish a valid version over an invalid
+            # one (compaction then keeps it), warn about deletes of unknown ids and unknown pixels.
+            if not await cache.wait_applied(m.topic, m.partition, m.offset, CONFIG_WAIT_S):
+                log.warning("config: %s offset %d not applied by the cache in time: no follow-up", m.topic, m.offset)
+                continue
+            for note in cache.take_notes(names[m.topic], m.partition, m.offset):
+                cache.counted[(names[m.topic], note.kind)] += 1
+                if note.kind == "restore":
+                    restores = [(RESTORES_HEADER, str(m.offset).encode())]
+                    await config_out[m.topic].send(key=note.key, value=note.value, headers=restores, force=True)
+                    log.warning("config: %s offset %d changed nothing; id %s re-published", m.topic, m.offset, note.key)
+                else:
+                    log.warning("config: %s offset %d accepted: %s", m.topic, m.offset, note.detail)
 
     # --- web side (attribution.web): HTTP API, /stats, /dashboard, /metrics; fed by a Faust sensor ---
     from attribution.web import register as register_web

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from attribution.contract import EVENT_TOPICS, dead_letter, decode, encode, topic_of
+from attribution.contract import EVENT_TOPICS, dead_letter, decode, decode_config, encode, topic_of
 from attribution.contract.state_codec import decode_state, encode_state, has_held
 from attribution.domain import (
     EMPTY,
@@ -160,13 +160,8 @@ class Processor:
         self, topic: str, key: bytes | None, value: bytes | None, partition: int, offset: int
     ) -> bytes | None:
         """The encoded dead letter of an invalid config record, or None when it is valid."""
-        name = self.names.get(topic, topic)
         try:
-            if value is None:
-                if key is None or not key.strip().isdigit():
-                    raise InvalidJson(f"key: {key!r} is not a config id for a delete", "key", code="invalid_key")
-                return None
-            decode(name, value)
+            decode_config(self.names.get(topic, topic), key, value)  # the same rule as the config cache's
         except RecordError as exc:
             return encode(dead_letter(exc, topic, partition, offset, value))
         return None
