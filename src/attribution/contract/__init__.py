@@ -15,6 +15,7 @@ from attribution.contract.codec import (
     decode_config,
     decode_value,
     encode,
+    reject_oversized,
     topic_of,
 )
 from attribution.contract.schemas import load_schema, schema_names, validator
@@ -32,6 +33,7 @@ __all__ = [
     "decode_value",
     "encode",
     "load_schema",
+    "reject_oversized",
     "schema_names",
     "topic_of",
     "validator",

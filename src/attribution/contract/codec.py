@@ -7,6 +7,7 @@ be used; `dead_letter` turns that error and the original bytes into the dead-let
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,9 @@ OUTPUT_TOPICS = ("attributed-conversions", "unattributed-conversions", "piggybac
 MAX_RECORD_BYTES = 1_048_576
 #: Dead letters carry at most this much of the original payload.
 MAX_PAYLOAD_BYTES = 4096
+#: Header of a record the consumer cut short while decompressing its batch (`streaming.decompression`):
+#: its value is the record's decoded size in bytes; the value holds only its first 4 KiB.
+TOO_LARGE_HEADER = "attribution-too-large"
 
 Decoded = Touch | Conversion | Pixel | LineItem
 
@@ -66,6 +70,19 @@ def parse_json(raw: bytes) -> Any:
             raise InvalidEncoding(f"record: not valid UTF-8 at byte {uexc.start}") from None
         raise InvalidJson(f"record: not valid JSON ({exc})") from None
     return value
+
+
+def reject_oversized(headers: Sequence[tuple[str, bytes]] | None) -> None:
+    """Raise `record_too_large` for a record cut short while its batch was decompressed (it carries
+    `TOO_LARGE_HEADER`); its value is then only a prefix and must never be decoded as a record."""
+    for name, raw in headers or ():
+        if name == TOO_LARGE_HEADER:
+            size = int(raw) if raw.isdigit() and len(raw) < 20 else None
+            if size is not None and size <= MAX_RECORD_BYTES:
+                why = f"record: {size} bytes, in a compressed batch that decodes to more than the worker takes at once"
+            else:
+                why = f"record: {'over' if size is None else size} bytes once decompressed, over the {MAX_RECORD_BYTES} byte limit"
+            raise InvalidEncoding(why, code="record_too_large")
 
 
 def _touch_decoder(kind: str, schema: str) -> Any:

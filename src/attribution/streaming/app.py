@@ -24,6 +24,7 @@ import faust
 from attribution.contract import CONFIG_TOPICS, EVENT_TOPICS, OUTPUT_TOPICS
 from attribution.settings import Settings
 from attribution.streaming.config_cache import RESTORES_HEADER, ConfigCache
+from attribution.streaming.decompression import install as install_bounded_gzip
 from attribution.streaming.delivery import install as install_fast_delivery
 from attribution.streaming.processor import Processor
 from attribution.streaming.recovery import BatchedTableManager
@@ -40,6 +41,9 @@ CONFIG_WAIT_S = 30.0
 
 def create_app(settings: Settings) -> faust.App:
     """Build the app with its topics, table, cache and agents. Nothing runs until a worker starts."""
+    # gzip batches are inflated in bounded steps, oversized records cut short (`decompression`).
+    if not install_bounded_gzip():
+        log.warning("no decompression-bomb guard: a small gzip batch can take a lot of memory")
     app = faust.App(
         settings.app_id,
         broker=settings.broker_url,
@@ -150,7 +154,7 @@ def create_app(settings: Settings) -> faust.App:
     async def config(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             m = event.message
-            dead = processor.check_config(m.topic, m.key, m.value, m.partition, m.offset)
+            dead = processor.check_config(m.topic, m.key, m.value, m.partition, m.offset, m.headers)
             if dead is not None:
                 await outputs["dead-letters"].send(key=m.key, value=dead, force=True)
             # What the cache decided about this record: re-publish a valid version over an invalid

@@ -26,7 +26,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from attribution.contract import config_key, decode_config
+from attribution.contract import config_key, decode_config, reject_oversized
 from attribution.domain import Config, LineItem, Pixel
 from attribution.errors import RecordError
 from attribution.settings import Settings
@@ -98,6 +98,7 @@ class ConfigCache:
         to re-publish that version, so that compaction keeps it."""
         target: dict[int, Any] = self.pixels if topic == "pixels" else self.line_items
         try:
+            reject_oversized(headers)
             ident, obj = decode_config(topic, key, value)
         except RecordError:
             ident = config_key(key)
