@@ -116,7 +116,8 @@ def test_rogue_config_records_change_nothing_the_worker_shows_through_compaction
             time.sleep(1)
             pipeline.produce_raw([{"topic": "pixels", "key": 555, "value": None}])
             keys = asyncio.run(_keys(topic))
-        assert keys[b"2"] == 1 and keys[b"90"] == 1, f"not compacted in time: {keys}"
+        assert keys[b"2"] == 1, f"not compacted in time: {keys}"
+        assert keys[b"90"] == 1
 
         pipeline.stop(pipeline.workers[0])
         pipeline.start_worker()

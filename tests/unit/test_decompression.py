@@ -30,7 +30,19 @@ PADDED = orjson.dumps(CONVERSION) + b" " * (2 * 1_048_576)
 
 
 @pytest.fixture
-def guarded() -> Iterator[None]:
+def guarded(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The guard installed, every batch taken on its record-by-record path."""
+    monkeypatch.setattr(decompression, "FAST_LIMIT", 0)
+    yield from _installed()
+
+
+@pytest.fixture
+def fast() -> Iterator[None]:
+    """The guard installed as the worker runs it."""
+    yield from _installed()
+
+
+def _installed() -> Iterator[None]:
     saved = [(m, m.gzip_decode) for m in map(import_module, decompression._MODULES)]
     assert decompression.install()
     try:
@@ -83,6 +95,18 @@ def test_ordinary_records_read_exactly_as_without_the_guard(guarded: None) -> No
     got = read(batch(records))
     assert [(k, v, h) for _, _, k, v, h in got] == records
     assert [(o, t) for o, t, *_ in got] == [(i, 1000 + i) for i in range(len(records))]
+
+
+def test_a_batch_within_the_fast_budget_is_read_whole_and_the_contract_judges_its_records(fast: None) -> None:
+    got = read(batch([(b"u-1", PADDED, [("x", b"y")]), (None, b"c", [])]))
+    assert [(k, v, h) for _, _, k, v, h in got] == [(b"u-1", PADDED, [("x", b"y")]), (None, b"c", [])]
+
+
+def test_a_batch_over_the_fast_budget_is_read_record_by_record(fast: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(decompression, "FAST_LIMIT", len(PADDED) - 1)
+    got = read(batch([(b"u-1", PADDED, []), (None, b"c", [])]))
+    assert got[0][4][0][0] == "attribution-too-large"
+    assert got[1][3] == b"c"
 
 
 def test_a_record_over_the_limit_becomes_a_stub_with_its_position_key_prefix_and_decoded_size(guarded: None) -> None:
@@ -146,7 +170,8 @@ def test_a_stub_on_a_config_topic_is_dead_lettered_and_never_applied() -> None:
     prefix = orjson.dumps(PIXEL) + b" " * 10
     headers = [("attribution-too-large", b"5000000")]
     dead = Processor(Settings(), NAMES, Config).check_config("pixels", b"1", prefix, 0, 3, headers)
-    assert dead is not None and orjson.loads(dead)["error"]["code"] == "record_too_large"
+    assert dead is not None
+    assert orjson.loads(dead)["error"]["code"] == "record_too_large"
     cache = ConfigCache(Settings())
     cache.apply("pixels", b"1", prefix, 0, 3, headers)
     assert cache.pixels == {}

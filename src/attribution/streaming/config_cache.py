@@ -101,9 +101,9 @@ class ConfigCache:
             reject_oversized(headers)
             ident, obj = decode_config(topic, key, value)
         except RecordError:
-            ident = config_key(key)
-            if ident is not None and (topic, ident) in self._raw:
-                self._note(topic, partition, offset, Note("restore", key or b"", self._raw[(topic, ident)]))
+            named = config_key(key)
+            if named is not None and (topic, named) in self._raw:
+                self._note(topic, partition, offset, Note("restore", key or b"", self._raw[(topic, named)]))
             return
         restores = _restores(headers)
         if restores is not None and self._written.get((topic, ident), -1) > restores:
