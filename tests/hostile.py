@@ -151,7 +151,6 @@ def corpus() -> list[Hostile]:
         Hostile("pixels: a tombstone keyed 01, not 1", "pixels", b"01", None, "invalid_key"),
         Hostile("pixels: a valid pixel keyed by another id", "pixels", b"2", _j(PIXEL), "invalid_key"),
         Hostile("pixels: a valid pixel keyed by text", "pixels", b"zz1", _j(PIXEL), "invalid_key"),
-        Hostile("pixels: a valid pixel without a key", "pixels", None, _j(PIXEL), "invalid_key"),
         Hostile("line-items: a valid line item keyed by another id", "line-items", b"3", _j(LINE_ITEM), "invalid_key"),
         Hostile(
             "line-items: 21 pixels",
