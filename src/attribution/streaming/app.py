@@ -148,8 +148,6 @@ def create_app(settings: Settings) -> faust.App:
             if result.watermark is not None:
                 watermarks[result.watermark[0]] = result.watermark[1]
 
-    config_out = {settings.topic(t): topic(t) for t in CONFIG_TOPICS}
-
     @app.agent(config_topic, concurrency=1)
     async def config(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
@@ -166,7 +164,10 @@ def create_app(settings: Settings) -> faust.App:
                 cache.counted[(names[m.topic], note.kind)] += 1
                 if note.kind == "restore":
                     restores = [(RESTORES_HEADER, str(m.offset).encode())]
-                    await config_out[m.topic].send(key=note.key, value=note.value, headers=restores, force=True)
+                    # The producer itself (a restore may be a tombstone), on the partition it answers.
+                    await app.producer.send_and_wait(
+                        m.topic, note.key, note.value, partition=m.partition, timestamp=None, headers=restores
+                    )
                     log.warning("config: %s offset %d changed nothing; id %s re-published", m.topic, m.offset, note.key)
                 else:
                     log.warning("config: %s offset %d accepted: %s", m.topic, m.offset, note.detail)
