@@ -148,6 +148,10 @@ def corpus() -> list[Hostile]:
     cases += [
         Hostile("pixels: invalid JSON", "pixels", b"1", b"{", "invalid_json"),
         Hostile("pixels: a tombstone without a numeric key", "pixels", b"one", None, "invalid_key"),
+        Hostile("pixels: a tombstone keyed 01, not 1", "pixels", b"01", None, "invalid_key"),
+        Hostile("pixels: a valid pixel keyed by another id", "pixels", b"2", _j(PIXEL), "invalid_key"),
+        Hostile("pixels: a valid pixel keyed by text", "pixels", b"zz1", _j(PIXEL), "invalid_key"),
+        Hostile("line-items: a valid line item keyed by another id", "line-items", b"3", _j(LINE_ITEM), "invalid_key"),
         Hostile(
             "line-items: 21 pixels",
             "line-items",
@@ -163,5 +167,12 @@ def corpus() -> list[Hostile]:
             "invalid_line_item",
         ),
         Hostile("line-items: not an object", "line-items", b"2", b"[]", "not_an_object"),
+        Hostile(
+            "line-items: one pixel linked twice with different revenues",
+            "line-items",
+            b"2",
+            _j({**LINE_ITEM, "pixels": [{"id": 1, "post_click_revenue": 1}, {"id": 1, "post_click_revenue": 9}]}),
+            "invalid_line_item",
+        ),
     ]
     return cases

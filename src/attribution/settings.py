@@ -19,7 +19,8 @@ Every setting has an environment variable (and most a CLI flag that overrides it
 | ATTRIBUTION_MAX_HELD | 1000 | held conversions per partition above which fetching its conversions pauses (back-pressure) |
 | ATTRIBUTION_GROUP_INSTANCE_ID | "" | static group membership id of this worker (unique per worker); empty: dynamic membership |
 | ATTRIBUTION_SESSION_TIMEOUT_S | 15 | consumer group session timeout: how soon a dead worker's partitions move |
-| ATTRIBUTION_API_TOKEN | "" | bearer token the HTTP API requires for writes; empty: writes are refused |
+| ATTRIBUTION_API_TOKEN | "" | bearer token the HTTP API requires for writes (at least 32 characters); empty: writes are refused |
+| ATTRIBUTION_WEB_ALLOWED_HOSTS | "" | host names the web server answers (Host header), comma-separated; empty: localhost, 127.0.0.1, ::1 and ATTRIBUTION_WEB_HOST; `*`: any |
 | ATTRIBUTION_PIXEL_HOST | px.example.com | host of the pixel server, used in exported pixel tags |
 | ATTRIBUTION_STATS_MAX_RECORDS | 200000 | outcomes kept in memory for /stats and pixel health (the last 24 h) |
 | ATTRIBUTION_EVENT_LOOP | uvloop | the worker's event loop: uvloop (faster, BENCHMARKS.md) or asyncio |
@@ -35,6 +36,10 @@ from attribution.domain import Limits
 from attribution.errors import UsageError
 
 EVENT_LOOPS = ("uvloop", "asyncio")
+#: The shortest API token accepted: a guessable token is worse than none (writes stay off).
+MIN_TOKEN_CHARS = 32
+#: Host names the web server always answers, whatever ATTRIBUTION_WEB_ALLOWED_HOSTS says (unless `*`).
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +63,7 @@ class Settings:
     pixel_host: str = "px.example.com"
     stats_max_records: int = 200_000
     event_loop: str = "uvloop"
+    web_allowed_hosts: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -83,7 +89,22 @@ class Settings:
             )
         if settings.max_held < 1:
             raise UsageError(f"ATTRIBUTION_MAX_HELD={settings.max_held}: expected at least 1")
+        if settings.api_token and len(settings.api_token) < MIN_TOKEN_CHARS:
+            raise UsageError(
+                f"ATTRIBUTION_API_TOKEN: {len(settings.api_token)} characters, at least {MIN_TOKEN_CHARS} are required "
+                "(e.g. `openssl rand -hex 16`); leave it empty to turn writes off"
+            )
         return settings
+
+    @property
+    def allowed_hosts(self) -> frozenset[str] | None:
+        """Host names (lower case, no port) the web server answers; None: any (`*`)."""
+        names = [h.strip().lower().strip("[]") for h in self.web_allowed_hosts.split(",") if h.strip()]
+        if "*" in names:
+            return None
+        web_host = self.web_host.strip().lower().strip("[]")
+        wildcard = web_host in ("", "0.0.0.0", "::")
+        return frozenset((*LOCAL_HOSTS, *names, *(() if wildcard else (web_host,))))
 
     @property
     def limits(self) -> Limits:
@@ -123,4 +144,5 @@ _VARS = {
     "pixel_host": "ATTRIBUTION_PIXEL_HOST",
     "stats_max_records": "ATTRIBUTION_STATS_MAX_RECORDS",
     "event_loop": "ATTRIBUTION_EVENT_LOOP",
+    "web_allowed_hosts": "ATTRIBUTION_WEB_ALLOWED_HOSTS",
 }

@@ -12,7 +12,8 @@ things are arranged around it:
   the one topic the record is meant to come from, so the app sees real (prefixed) topic names.
 
 The config cache is filled directly (`ConfigCache.apply`, `ready.set()`): its Kafka consumer is a
-plain `app.task` that a test context does not start.
+plain `app.task` that a test context does not start. A config record put to the config agent is
+applied to the cache first, at the offset the agent will see, as that consumer would.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import faust.topics
 import orjson
 import pytest
 
+from attribution.contract import CONFIG_TOPICS
 from attribution.contract.state_codec import decode_state
 from attribution.domain import UserState
 from attribution.settings import Settings
@@ -90,6 +92,11 @@ class Driver:
         if actual not in self._topics:
             self._topics[actual] = self.app.topic(actual, key_type=bytes, value_type=bytes)
         self.ctx.original_channel = self._topics[actual]
+        if name in CONFIG_TOPICS:  # what the cache's own consumer would do: apply it at its offset
+            cache = self.app.attribution["cache"]  # type: ignore[attr-defined]
+            offset = self.ctx.sent_offset
+            cache.apply(name, key, value, partition, offset, list(headers or []))
+            await cache.advanced({(actual, partition): offset + 1})
         await self.ctx.put(value=value, key=key, partition=partition, headers=list(headers or []))
         # The body has taken the message; let it finish whatever it awaits before the next one.
         for _ in range(10):

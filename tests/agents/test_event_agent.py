@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import faust
 import orjson
 import pytest
 
@@ -207,3 +208,27 @@ async def test_the_config_agent_dead_letters_an_invalid_pixel_and_passes_a_valid
         (b"not-an-id", "invalid_key"),
     ]
     assert letters[0].record["error"]["message"].startswith("trigger_type:")
+
+
+async def test_the_config_agent_re_publishes_the_valid_version_over_an_invalid_record_on_its_key(
+    app: faust.App, config_agent: Driver, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    published: list[tuple[Any, ...]] = []
+
+    async def send_and_wait(topic: str, key: bytes, value: bytes | None, **kw: Any) -> None:
+        published.append((topic, key, value, kw["partition"], kw["headers"]))
+
+    monkeypatch.setattr(app.producer, "send_and_wait", send_and_wait)
+    valid = orjson.dumps(pixel_json(id=3))
+    await config_agent.put("pixels", valid, key=b"3")
+    await config_agent.put("pixels", orjson.dumps(pixel_json(id=3, name="")), key=b"3")
+    await config_agent.put("pixels", orjson.dumps(pixel_json(id=81)), key=b"3")
+
+    codes = [s.record["error"]["code"] for s in recorder.to("dead-letters")]
+    assert codes == ["invalid_pixel", "invalid_key"]
+    topic = SETTINGS.topic("pixels")
+    assert published == [
+        (topic, b"3", valid, 0, [("attribution-restores", b"1")]),
+        (topic, b"3", valid, 0, [("attribution-restores", b"2")]),
+    ]
+    assert app.attribution["cache"].pixels[3].name == pixel_json()["name"]  # type: ignore[attr-defined]

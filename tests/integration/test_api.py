@@ -21,13 +21,14 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from attribution.kafka_io import read_to_end
 from attribution.settings import Settings
 from attribution.web.openapi import document
 from integration.harness import ATTRIBUTION, Pipeline
 
-TOKEN = "it-token-0123456789"
+TOKEN = "it-token-0123456789abcdef0123456789"
 PIXEL_HOST = "px.it.example"
 
 
@@ -415,6 +416,16 @@ schema.config.update(headers={"Authorization": f"Bearer {TOKEN}"})
 schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 
 
+def links_a_pixel_twice(body: Any) -> bool:
+    """A line item linking one pixel twice: JSON Schema cannot state that rule (the contract checks
+    it after the schema: a 422), so the positive-data check would take the refusal for a bug."""
+    links = body.get("pixels") if isinstance(body, dict) else None
+    if not isinstance(links, list):
+        return False
+    ids = [link["id"] for link in links if isinstance(link, dict) and isinstance(link.get("id"), int | float)]
+    return len(ids) != len(set(ids))  # 1 == 1.0, as the contract sees them
+
+
 @schema.parametrize()
 @settings(
     max_examples=25,
@@ -424,4 +435,7 @@ schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.N
     suppress_health_check=list(HealthCheck),
 )
 def test_the_api_conforms_to_its_openapi_document(case: schemathesis.Case, worker: Pipeline) -> None:
-    case.call_and_validate(base_url=worker.web_url(), timeout=30)
+    excluded = [positive_data_acceptance] if links_a_pixel_twice(case.body) else []
+    response = case.call_and_validate(base_url=worker.web_url(), timeout=30, excluded_checks=excluded)
+    if excluded:  # refused all the same: never accepted, never a server error
+        assert response.status_code in (401, 404, 409, 422), response.text

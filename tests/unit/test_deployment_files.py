@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 import shutil
 import subprocess
 import tomllib
@@ -47,7 +48,11 @@ def _environment(service: dict[str, Any]) -> dict[str, str]:
     env = service.get("environment") or {}
     if isinstance(env, list):
         env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
-    return {str(k): "" if v is None else str(v) for k, v in env.items()}
+    # Interpolated as compose does with the variable unset: `${NAME:-default}` is the default.
+    return {str(k): "" if v is None else _UNSET.sub(lambda m: m[2] or "", str(v)) for k, v in env.items()}
+
+
+_UNSET = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
 
 
 def _command(service: dict[str, Any]) -> list[str]:
@@ -210,6 +215,13 @@ def test_the_worker_keeps_rocksdb_tables_on_a_volume_and_serves_its_web_port() -
     published = [str(p).split(":")[-1] if not isinstance(p, dict) else str(p["target"]) for p in worker["ports"]]
     assert str(settings.web_port) in published
     assert _command(worker) == ["worker", "-l", "info"]
+
+
+def test_the_worker_publishes_its_web_port_on_the_hosts_loopback_interface_only() -> None:
+    worker = _service("worker")
+    for port in worker["ports"]:
+        host_ip = port.get("host_ip") if isinstance(port, dict) else str(port).rsplit(":", 2)[0]
+        assert host_ip == "127.0.0.1", port
 
 
 def test_named_volumes_used_by_services_are_declared() -> None:

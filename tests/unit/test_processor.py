@@ -420,8 +420,16 @@ def test_touch_watermarks_left_unpersisted_by_a_quiet_stream_are_persisted_by_a_
         pytest.param("line-items", raw(line_item_json()), id="line-item"),
     ],
 )
-def test_check_config_passes_a_valid_record(name: str, value: bytes) -> None:
-    assert Harness().processor.check_config(topic(name), b"1", value, 0, 0) is None
+def test_check_config_passes_a_valid_record_keyed_by_its_id(name: str, value: bytes) -> None:
+    key = str(orjson.loads(value)["id"]).encode()
+    assert Harness().processor.check_config(topic(name), key, value, 0, 0) is None
+
+
+@pytest.mark.parametrize("key", [b"2", b"01", b" 1", b"1 ", b"zz1", None])
+def test_check_config_dead_letters_a_valid_record_not_keyed_by_its_id_as_invalid_key(key: bytes | None) -> None:
+    dead = Harness().processor.check_config(topic("pixels"), key, raw(pixel_json(id=1)), 0, 0)
+    assert dead is not None
+    assert orjson.loads(dead)["error"]["code"] == "invalid_key"
 
 
 @pytest.mark.parametrize("name", CONFIG_TOPICS)

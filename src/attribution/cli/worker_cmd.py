@@ -27,9 +27,15 @@ def worker_cmd(
     from faust import Worker  # heavy import: only for this command
 
     from attribution.streaming import create_app
+    from attribution.streaming.topics import partition_counts, partition_mismatch
     from attribution.streaming.tuning import install_event_loop
 
     settings = settings_from(broker, topic_prefix, store=store, data_dir=data_dir, web_port=web_port, web_host=web_host)
+    # Refuse before Faust starts: with a wrong count it would create changelogs that do not match,
+    # crash on every record and still commit past them (nothing consumed, nothing committed here).
+    mismatch = partition_mismatch(settings, run(partition_counts(settings)))
+    if mismatch is not None:
+        raise click.ClickException(mismatch)
     # uvloop's cheaper callbacks and timers cut the per-record cost of Faust's consumer, stream and
     # recovery paths (BENCHMARKS.md).
     try:

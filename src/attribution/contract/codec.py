@@ -7,6 +7,7 @@ be used; `dead_letter` turns that error and the original bytes into the dead-let
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,9 @@ OUTPUT_TOPICS = ("attributed-conversions", "unattributed-conversions", "piggybac
 MAX_RECORD_BYTES = 1_048_576
 #: Dead letters carry at most this much of the original payload.
 MAX_PAYLOAD_BYTES = 4096
+#: Header of a record the consumer cut short while decompressing its batch (`streaming.decompression`):
+#: its value is the record's decoded size in bytes; the value holds only its first 4 KiB.
+TOO_LARGE_HEADER = "attribution-too-large"
 
 Decoded = Touch | Conversion | Pixel | LineItem
 
@@ -66,6 +70,19 @@ def parse_json(raw: bytes) -> Any:
             raise InvalidEncoding(f"record: not valid UTF-8 at byte {uexc.start}") from None
         raise InvalidJson(f"record: not valid JSON ({exc})") from None
     return value
+
+
+def reject_oversized(headers: Sequence[tuple[str, bytes]] | None) -> None:
+    """Raise `record_too_large` for a record cut short while its batch was decompressed (it carries
+    `TOO_LARGE_HEADER`); its value is then only a prefix and must never be decoded as a record."""
+    for name, raw in headers or ():
+        if name == TOO_LARGE_HEADER:
+            size = int(raw) if raw.isdigit() and len(raw) < 20 else None
+            if size is not None and size <= MAX_RECORD_BYTES:
+                why = f"record: {size} bytes, in a compressed batch that decodes to more than the worker takes at once"
+            else:
+                why = f"record: {'over' if size is None else size} bytes once decompressed, over the {MAX_RECORD_BYTES} byte limit"
+            raise InvalidEncoding(why, code="record_too_large")
 
 
 def _touch_decoder(kind: str, schema: str) -> Any:
@@ -118,6 +135,16 @@ _PIXEL_INTS = ("id", "advertiser_id", "post_view_expire_mins", "post_click_expir
 
 def _decode_line_item(obj: Any) -> LineItem:
     d = _validate_line_item(obj)
+    # A rule JSON Schema cannot state (uniqueItems compares whole links): one link per pixel, or
+    # which revenue applies would depend on the order of the links.
+    seen: set[int] = set()
+    for i, p in enumerate(d["pixels"]):
+        if int(p["id"]) in seen:
+            raise InvalidLineItem(
+                f"pixels.{i}.id: pixel {int(p['id'])} is linked twice (a line item links each pixel at most once)",
+                f"pixels.{i}.id",
+            )
+        seen.add(int(p["id"]))
     links = tuple(
         PixelLink(int(p["id"]), p.get("state", "active"), p.get("post_click_revenue"), p.get("post_view_revenue"))
         for p in d["pixels"]
@@ -149,6 +176,42 @@ def decode_value(topic: str, value: Any) -> Decoded:
 def decode(topic: str, raw: bytes) -> Decoded:
     """Raw record bytes from `topic` (default name) to a domain object, or RecordError."""
     return decode_value(topic, parse_json(raw))
+
+
+_MAX_ID = 9223372036854775807
+
+
+def config_key(key: bytes | None) -> int | None:
+    """The id a config record's key names: its decimal text exactly as the id prints (`b"7"`, not
+    `b"07"` or `b" 7"`, which compaction would keep apart from `b"7"`), 1 to 2^63-1; else None."""
+    if key is None or not 0 < len(key) <= 19 or not key.isdigit() or key.startswith(b"0"):
+        return None
+    ident = int(key)
+    return ident if ident <= _MAX_ID else None
+
+
+def decode_config(topic: str, key: bytes | None, value: bytes | None) -> tuple[int, Pixel | LineItem | None]:
+    """A record of a compacted config topic (default name) as a write: (id, the record) or (id,
+    None) for a delete, or RecordError. The key must be the record's id (`invalid_key` otherwise):
+    compaction keeps the last record *per key*, so only then does the topic keep what it says."""
+    ident = config_key(key)
+    if value is None:
+        if ident is None:
+            raise InvalidJson(f"key: {_shown(key)} is not a config id for a delete", "key", code="invalid_key")
+        return ident, None
+    obj = decode(topic, value)
+    assert isinstance(obj, (Pixel, LineItem))
+    if ident != obj.id:
+        raise InvalidJson(
+            f"key: {_shown(key)} is not the record's id {obj.id} (a config record is keyed by its id)",
+            "key",
+            code="invalid_key",
+        )
+    return ident, obj
+
+
+def _shown(key: bytes | None) -> str:
+    return "none" if key is None else repr(key[:40].decode("utf-8", "replace"))
 
 
 def encode(record: Any) -> bytes:

@@ -25,21 +25,28 @@ import mode
 from attribution.contract import CONFIG_TOPICS, EVENT_TOPICS, OUTPUT_TOPICS
 from attribution.settings import Settings
 from attribution.streaming.commits import install as install_commit_guard
-from attribution.streaming.config_cache import ConfigCache
+from attribution.streaming.config_cache import RESTORES_HEADER, ConfigCache
+from attribution.streaming.decompression import install as install_bounded_gzip
 from attribution.streaming.delivery import install as install_fast_delivery
 from attribution.streaming.flow import Backpressure, pause_fetching, report_lag
 from attribution.streaming.processor import Processor
 from attribution.streaming.recovery import BatchedTableManager
 from attribution.streaming.topics import INTERNAL_TOPICS, REKEY_TOPIC, TICK_TOPIC
 from attribution.streaming.tuning import FETCH_MAX_WAIT_MS, reactivate_buffered, shorten_fetch_wait
+from attribution.web.hosts import host_guard
 
 log = logging.getLogger(__name__)
 
 TICK_INTERVAL_S = 0.2
+#: How long the config agent waits for the cache to apply a record before its follow-up.
+CONFIG_WAIT_S = 30.0
 
 
 def create_app(settings: Settings) -> faust.App:
     """Build the app with its topics, table, cache and agents. Nothing runs until a worker starts."""
+    # gzip batches are inflated in bounded steps, oversized records cut short (`decompression`).
+    if not install_bounded_gzip():
+        log.warning("no decompression-bomb guard: a small gzip batch can take a lot of memory")
     app = faust.App(
         settings.app_id,
         broker=settings.broker_url,
@@ -50,6 +57,8 @@ def create_app(settings: Settings) -> faust.App:
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_bind=settings.web_host,
+        # Every route, Faust's pages included, answers only the names it is known by (DNS rebinding).
+        web_application_options={"middlewares": [host_guard(settings.allowed_hosts)]},
         topic_partitions=settings.partitions,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
@@ -168,9 +177,25 @@ def create_app(settings: Settings) -> faust.App:
     async def config(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             m = event.message
-            dead = processor.check_config(m.topic, m.key, m.value, m.partition, m.offset)
+            dead = processor.check_config(m.topic, m.key, m.value, m.partition, m.offset, m.headers)
             if dead is not None:
                 await outputs["dead-letters"].send(key=m.key, value=dead, force=True)
+            # What the cache decided about this record: re-publish a valid version over an invalid
+            # one (compaction then keeps it), warn about deletes of unknown ids and unknown pixels.
+            if not await cache.wait_applied(m.topic, m.partition, m.offset, CONFIG_WAIT_S):
+                log.warning("config: %s offset %d not applied by the cache in time: no follow-up", m.topic, m.offset)
+                continue
+            for note in cache.take_notes(names[m.topic], m.partition, m.offset):
+                cache.counted[(names[m.topic], note.kind)] += 1
+                if note.kind == "restore":
+                    restores = [(RESTORES_HEADER, str(m.offset).encode())]
+                    # The producer itself (a restore may be a tombstone), on the partition it answers.
+                    await app.producer.send_and_wait(
+                        m.topic, note.key, note.value, partition=m.partition, timestamp=None, headers=restores
+                    )
+                    log.warning("config: %s offset %d changed nothing; id %s re-published", m.topic, m.offset, note.key)
+                else:
+                    log.warning("config: %s offset %d accepted: %s", m.topic, m.offset, note.detail)
 
     # --- web side (attribution.web): HTTP API, /stats, /dashboard, /metrics; fed by a Faust sensor ---
     from attribution.web import register as register_web

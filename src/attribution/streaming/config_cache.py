@@ -17,19 +17,44 @@ app instances; a plain consumer is simpler and has no such failure mode.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from attribution.contract import decode
+from attribution.contract import config_key, decode_config, reject_oversized
 from attribution.domain import Config, LineItem, Pixel
 from attribution.errors import RecordError
 from attribution.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+#: Header of a record the config agent re-published to keep a valid version on the compacted topic:
+#: the offset of the record it answers (`Note`). Such a record is applied only if no write to its
+#: id came after that offset (otherwise it is stale, and the agent re-publishes the current state).
+RESTORES_HEADER = "attribution-restores"
+#: Notes kept for the config agent (only unusual records make one): the oldest are dropped.
+MAX_NOTES = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """What the config agent must do about one record, decided by the cache as it applied it.
+
+    `kind`: `restore` (publish `value` - the id's current version, None for a delete - on `key`
+    with `RESTORES_HEADER`, so compaction cannot leave an invalid or stale record as the key's last);
+    `unknown_id` (a delete of an id that does not exist) and `unknown_pixel` (a line item naming
+    pixels that do not exist): accepted, but logged as a warning and counted."""
+
+    kind: str
+    key: bytes
+    value: bytes | None = None
+    detail: str = ""
 
 
 class ConfigCache:
@@ -43,6 +68,13 @@ class ConfigCache:
         #: (actual topic, partition) -> offset of the next record to apply (last applied + 1)
         self.applied: dict[tuple[str, int], int] = {}
         self._progress = asyncio.Condition()
+        #: (default topic, id) -> the bytes of its current version, and the offset of its last write
+        self._raw: dict[tuple[str, int], bytes] = {}
+        self._written: dict[tuple[str, int], int] = {}
+        #: (default topic, partition, offset) -> what the config agent must do about that record
+        self.notes: dict[tuple[str, int, int], list[Note]] = {}
+        #: (default topic, note kind) -> notes the config agent acted on (for /metrics)
+        self.counted: collections.Counter[tuple[str, str]] = collections.Counter()
 
     @property
     def config(self) -> Config:
@@ -51,22 +83,58 @@ class ConfigCache:
             self._config = Config(dict(self.pixels), dict(self.line_items))
         return self._config
 
-    def apply(self, topic: str, key: bytes | None, value: bytes | None) -> None:
-        """Apply one config record (default topic name). Invalid records leave the cache as it was."""
+    def apply(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int = 0,
+        offset: int = -1,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+    ) -> None:
+        """Apply one config record (default topic name). Only a valid record keyed by its id is a
+        write (`contract.decode_config`, the config agent's rule too); any other leaves the cache
+        as it was, and if its key names an id that has a version, a `restore` note asks the agent
+        to re-publish that version, so that compaction keeps it."""
+        target: dict[int, Any] = self.pixels if topic == "pixels" else self.line_items
         try:
-            if value is None:
-                target: dict[int, Any] = self.pixels if topic == "pixels" else self.line_items
-                if key is not None and key.strip().isdigit():
-                    target.pop(int(key), None)
-            else:
-                obj = decode(topic, value)
-                if isinstance(obj, Pixel):
-                    self.pixels[obj.id] = obj
-                elif isinstance(obj, LineItem):
-                    self.line_items[obj.id] = obj
+            reject_oversized(headers)
+            ident, obj = decode_config(topic, key, value)
         except RecordError:
+            named = config_key(key)
+            if named is not None and (topic, named) in self._raw:
+                self._note(topic, partition, offset, Note("restore", key or b"", self._raw[(topic, named)]))
             return
+        restores = _restores(headers)
+        if restores is not None and self._written.get((topic, ident), -1) > restores:
+            # A write came after the record this one answers: keep it, and have it re-published.
+            self._note(topic, partition, offset, Note("restore", key or b"", self._raw.get((topic, ident))))
+            return
+        self._written[(topic, ident)] = offset
+        if obj is None:
+            self._raw.pop((topic, ident), None)
+            if target.pop(ident, None) is None and restores is None:
+                self._note(topic, partition, offset, Note("unknown_id", key or b"", detail=f"{topic} {ident}"))
+        else:
+            self._raw[(topic, ident)] = value or b""
+            target[ident] = obj
+            if isinstance(obj, LineItem):
+                unknown = sorted({link.id for link in obj.pixels if link.id not in self.pixels})
+                if unknown:
+                    detail = f"line item {ident} names unknown pixels {', '.join(map(str, unknown))}"
+                    self._note(topic, partition, offset, Note("unknown_pixel", key or b"", detail=detail))
         self._config = None
+
+    def _note(self, topic: str, partition: int, offset: int, note: Note) -> None:
+        if offset < 0:
+            return  # not from the topic (a one-off load): nobody acts on it
+        self.notes.setdefault((topic, partition, offset), []).append(note)
+        if len(self.notes) > MAX_NOTES:
+            del self.notes[next(iter(self.notes))]
+
+    def take_notes(self, topic: str, partition: int, offset: int) -> list[Note]:
+        """The notes of one record (default topic name), once: the config agent acts on them."""
+        return self.notes.pop((topic, partition, offset), [])
 
     async def run(self) -> None:
         """Follow the config topics forever (cancel to stop)."""
@@ -86,7 +154,7 @@ class ConfigCache:
                 batches = await consumer.getmany(timeout_ms=200, max_records=10_000)
                 for tp, messages in batches.items():
                     for m in messages:
-                        self.apply(self._topics[tp.topic], m.key, m.value)
+                        self.apply(self._topics[tp.topic], m.key, m.value, tp.partition, m.offset, m.headers)
                 if batches:
                     await self.advanced(
                         {(tp.topic, tp.partition): ms[-1].offset + 1 for tp, ms in batches.items() if ms}
@@ -151,3 +219,10 @@ async def _caught_up(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]
         if await consumer.position(tp) < end:
             return False
     return True
+
+
+def _restores(headers: Sequence[tuple[str, bytes]] | None) -> int | None:
+    for k, v in headers or ():
+        if k == RESTORES_HEADER and v.isdigit():
+            return int(v)
+    return None

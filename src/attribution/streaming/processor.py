@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from attribution.contract import EVENT_TOPICS, dead_letter, decode, encode, topic_of
+from attribution.contract import EVENT_TOPICS, dead_letter, decode, decode_config, encode, reject_oversized, topic_of
 from attribution.contract.state_codec import decode_state, encode_state, has_held
 from attribution.domain import (
     EMPTY,
@@ -100,6 +100,7 @@ class Processor:
             self.time.saw_offset(partition, name, offset)  # how far this source is read (`event_time`)
         rekeyed = name == REKEY_TOPIC
         try:
+            reject_oversized(headers)  # cut short while its batch was decompressed: not a record
             if rekeyed:
                 name = _source(headers)
             if value is None:
@@ -159,16 +160,18 @@ class Processor:
         return n
 
     def check_config(
-        self, topic: str, key: bytes | None, value: bytes | None, partition: int, offset: int
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int,
+        offset: int,
+        headers: Headers | None = None,
     ) -> bytes | None:
         """The encoded dead letter of an invalid config record, or None when it is valid."""
-        name = self.names.get(topic, topic)
         try:
-            if value is None:
-                if key is None or not key.strip().isdigit():
-                    raise InvalidJson(f"key: {key!r} is not a config id for a delete", "key", code="invalid_key")
-                return None
-            decode(name, value)
+            reject_oversized(headers)
+            decode_config(self.names.get(topic, topic), key, value)  # the same rule as the config cache's
         except RecordError as exc:
             return encode(dead_letter(exc, topic, partition, offset, value))
         return None

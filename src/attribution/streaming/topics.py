@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -16,6 +17,8 @@ REKEY_TOPIC = "rekeyed-events"
 #: Internal topic on which the app's timer wakes a partition whose held conversions waited enough.
 TICK_TOPIC = "event-time-ticks"
 INTERNAL_TOPICS = (REKEY_TOPIC, TICK_TOPIC)
+#: The app's changelogged tables (user state, touch watermarks), co-partitioned with the inputs.
+TABLES = ("users", "touch-watermarks")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +35,44 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     specs += [TopicSpec(settings.topic(t), 1, compacted=True) for t in CONFIG_TOPICS]
     specs += [TopicSpec(settings.topic(t), n) for t in OUTPUT_TOPICS]
     return specs
+
+
+def co_partitioned(settings: Settings) -> list[str]:
+    """The topics that must all have `settings.partitions` partitions: the event topics, the
+    internal re-key and tick topics, and the tables' changelogs (named by Faust from the app id)."""
+    names = [settings.topic(t) for t in (*EVENT_TOPICS, *INTERNAL_TOPICS)]
+    return names + [f"{settings.app_id}-{table}-changelog" for table in TABLES]
+
+
+def partition_mismatch(settings: Settings, counts: Mapping[str, int]) -> str | None:
+    """Why the worker must not start with these partition counts (topic -> count, existing topics
+    only), or None. Missing topics are fine: the worker creates them with the setting's count."""
+    want = settings.partitions
+    found = {t: counts[t] for t in co_partitioned(settings) if t in counts}
+    if all(n == want for n in found.values()):
+        return None
+    counts_seen = set(found.values())
+    fix = (
+        f"set ATTRIBUTION_PARTITIONS={counts_seen.pop()} (the topics' count)"
+        if len(counts_seen) == 1
+        else "recreate the topics so that they all have one count"
+    )
+    return (
+        f"partition mismatch: ATTRIBUTION_PARTITIONS={want}, and these co-partitioned topics must all have "
+        "that many partitions (a user's records and state share one partition number):\n"
+        + "\n".join(f"  {t}: {n} partitions{'' if n == want else ' (mismatch)'}" for t, n in found.items())
+        + f"\nThe worker did not start and consumed nothing: {fix}."
+    )
+
+
+async def partition_counts(settings: Settings) -> dict[str, int]:
+    """The partition count of every existing topic of the cluster (nothing is created)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=20000)
+    await admin.start()
+    try:
+        return {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics() if t["partitions"]}
+    finally:
+        await admin.close()
 
 
 async def create_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> dict[str, str]:

@@ -50,6 +50,12 @@ class Request:
     query: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)  # case-insensitive in the glue
     body: bytes = b""
+    #: Reads the body from the connection when given (the glue); a write calls it only once the
+    #: token was accepted, so an unauthenticated client cannot make the worker take in a body.
+    load: Callable[[], Awaitable[bytes]] | None = None
+
+    async def read_body(self) -> bytes:
+        return self.body if self.load is None else await self.load()
 
 
 @dataclass(slots=True)
@@ -211,7 +217,7 @@ class Api:
 
     async def create(self, kind: Kind, req: Request) -> Reply:
         self.authorize(req)
-        value = parse_json(req.body)
+        value = parse_json(await req.read_body())
         obj = self.validate(kind, value)
         async with self._writes:
             config = await self.config()
@@ -231,7 +237,7 @@ class Api:
         async with self._writes:
             config = await self.config()
             self._existing(kind, config, ident)
-            value = parse_json(req.body)
+            value = parse_json(await req.read_body())
             if isinstance(value, dict) and "id" not in value:
                 value = {"id": ident, **value}
             obj = self.validate(kind, value)
@@ -280,7 +286,12 @@ class Api:
                 "a bearer token is required: Authorization: Bearer <token>",
                 headers={"WWW-Authenticate": 'Bearer realm="attribution"'},
             )
-        if not hmac.compare_digest(credentials.strip().encode(), token.encode()):
+        try:
+            # aiohttp keeps undecodable header bytes as lone surrogates, which do not encode.
+            presented = credentials.strip().encode("utf-8")
+        except UnicodeError:
+            presented = b""
+        if not presented or not hmac.compare_digest(presented, token.encode("utf-8")):
             raise ApiError(
                 401,
                 "unauthorized",

@@ -8,6 +8,7 @@
 | `attribution_held_conversions` | gauge | | conversions this worker holds, waiting for the touch streams (event time) |
 | `attribution_consumer_lag` | gauge | `topic`, `partition` | records not yet read, per assigned input partition (high watermark - position; known once the partition has a committed offset or delivered a record, or is empty) |
 | `attribution_assigned_partitions` | gauge | `topic` | input partitions assigned to this worker |
+| `attribution_config_records_total` | counter | `topic`, `kind` | unusual config records this worker's config agent handled: `restore` (a valid version re-published over an invalid record), `unknown_id` (a delete of an id that does not exist), `unknown_pixel` (a line item naming pixels that do not exist) |
 | `attribution_processing_seconds` | histogram | | time the events agent spends on one record (judging, sending, acknowledgements) |
 
 Figures are per worker, as Prometheus expects (sum them across workers). Counters count what was
@@ -70,6 +71,24 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+
+        self.config_notes = Counter(
+            "attribution_config_records",
+            "Unusual config records this worker's config agent handled, by topic and kind (restore: a valid "
+            "version re-published over an invalid record; unknown_id: a delete of an id that does not exist; "
+            "unknown_pixel: a line item naming pixels that do not exist).",
+            ["topic", "kind"],
+            registry=r,
+        )
+        self._config_notes_seen: dict[tuple[str, str], int] = {}
+
+    def set_config_notes(self, counts: Mapping[tuple[str, str], int]) -> None:
+        """Bring the config-record counter up to the config agent's counts (they only grow)."""
+        for (topic, kind), n in counts.items():
+            seen = self._config_notes_seen.get((topic, kind), 0)
+            if n > seen:
+                self.config_notes.labels(topic, kind).inc(n - seen)
+                self._config_notes_seen[(topic, kind)] = n
 
     def set_assignment(self, assigned: Iterable[tuple[str, int]], lags: Iterable[tuple[str, int, int]]) -> None:
         """Replace the assignment and lag gauges: (topic, partition) assigned, (topic, partition, lag)."""
@@ -166,11 +185,18 @@ class MetricsSensor(faust.Sensor):
         return out
 
 
-def refresher(sensor: MetricsSensor, consumer: Callable[[], Any], held: Callable[[], int]) -> Callable[[], None]:
-    """What to run before each scrape: gauges that are read, not counted (lag, held)."""
+def refresher(
+    sensor: MetricsSensor,
+    consumer: Callable[[], Any],
+    held: Callable[[], int],
+    config_notes: Callable[[], Mapping[tuple[str, str], int]] = dict,
+) -> Callable[[], None]:
+    """What to run before each scrape: gauges that are read, not counted (lag, held), and the
+    config agent's counts of unusual config records."""
 
     def refresh() -> None:
         sensor.metrics.held.set(held())
+        sensor.metrics.set_config_notes(config_notes())
         try:
             c = consumer()
             sensor.metrics.set_assignment(sensor.assignment(c), sensor.lags(c))

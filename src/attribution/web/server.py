@@ -77,7 +77,7 @@ def register(app: faust.App, settings: Settings, *, cache: ConfigCache, processo
     metrics = Metrics()
     sensor = MetricsSensor(metrics, names)
     app.sensors.add(sensor)
-    refresh = refresher(sensor, lambda: app.consumer, lambda: held_conversions(processor))
+    refresh = refresher(sensor, lambda: app.consumer, lambda: held_conversions(processor), lambda: cache.counted)
 
     def scrape() -> bytes:
         refresh()

@@ -25,8 +25,9 @@ WITH_BODY = frozenset({"post", "put", "patch"})
 async def respond(handler: Handler, request: web.Request) -> web.Response:
     """Run one handler on an aiohttp request."""
     try:
-        body = await request.read() if request.method.lower() in WITH_BODY else b""
-        reply = await handler(Request(dict(request.match_info), request.query, request.headers, body))
+        # The body is read only when the handler asks for it (after the token check, for writes).
+        load = request.read if request.method.lower() in WITH_BODY else None
+        reply = await handler(Request(dict(request.match_info), request.query, request.headers, b"", load))
     except ApiError as exc:
         reply = exc.reply
     except web.HTTPRequestEntityTooLarge as exc:
