@@ -136,6 +136,8 @@ def create_app(settings: Settings) -> faust.App:
                 await asyncio.gather(*sent)
             for user_key, state in result.writes.items():
                 users[user_key] = state
+            for user_key in result.deletes:  # expired: a tombstone to the changelog (`expiry`)
+                del users[user_key]
             if result.watermark is not None:
                 watermarks[result.watermark[0]] = result.watermark[1]
 
