@@ -21,3 +21,11 @@ def test_an_unknown_event_loop_is_refused_naming_the_variable_and_the_choices() 
 def test_a_non_integer_is_refused_naming_the_variable() -> None:
     with pytest.raises(UsageError, match="ATTRIBUTION_HOLD_MS='soon': expected an integer"):
         Settings.from_env({"ATTRIBUTION_HOLD_MS": "soon"})
+
+
+def test_the_repeat_retention_is_90_days_unless_told_otherwise_and_reaches_the_limits() -> None:
+    assert Settings.from_env({}).limits.repeat_retention_ms == 90 * 86_400_000
+    settings = Settings.from_env({"ATTRIBUTION_REPEAT_RETENTION_MS": "60000"})
+
+    assert settings.limits.repeat_retention_ms == 60_000
+    assert settings.limits.max_processed == 256  # the caps are not settings: they bound the record size

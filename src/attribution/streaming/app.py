@@ -25,9 +25,10 @@ from attribution.contract import CONFIG_TOPICS, EVENT_TOPICS, OUTPUT_TOPICS
 from attribution.settings import Settings
 from attribution.streaming.config_cache import ConfigCache
 from attribution.streaming.delivery import install as install_fast_delivery
+from attribution.streaming.durability import ChangelogGuard
 from attribution.streaming.processor import Processor
 from attribution.streaming.recovery import BatchedTableManager
-from attribution.streaming.topics import INTERNAL_TOPICS, REKEY_TOPIC, TICK_TOPIC
+from attribution.streaming.topics import INTERNAL_TOPICS, MAX_MESSAGE_BYTES, REKEY_TOPIC, TICK_TOPIC
 from attribution.streaming.tuning import FETCH_MAX_WAIT_MS, reactivate_buffered, shorten_fetch_wait
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,15 @@ def create_app(settings: Settings) -> faust.App:
     outputs = {name: topic(name) for name in OUTPUT_TOPICS}
     rekey = topic(REKEY_TOPIC, partitions=settings.partitions)
     ticks = topic(TICK_TOPIC, partitions=settings.partitions)
-    users = app.Table("users", key_type=bytes, value_type=bytes, partitions=settings.partitions, default=None)
+    users = app.Table(
+        "users",
+        key_type=bytes,
+        value_type=bytes,
+        partitions=settings.partitions,
+        default=None,
+        extra_topic_configs={"max.message.bytes": str(MAX_MESSAGE_BYTES)},
+    )
+    app.sensors.add(ChangelogGuard([users.changelog_topic.get_topic_name()]))  # a failed state write stops the worker
     watermarks = app.Table(
         "touch-watermarks", key_type=bytes, value_type=bytes, partitions=settings.partitions, default=None
     )
