@@ -64,6 +64,12 @@ class ExpiryIndex(Generic[K]):
                 heapq.heappush(heap, (expires, key))
         return expired
 
+    def replace(self, entries: dict[int, list[tuple[int, K]]]) -> None:
+        """Replace the whole index by these (expires, key) entries per partition (in any order)."""
+        for heap in entries.values():
+            heapq.heapify(heap)
+        self.heaps = entries
+
     def __len__(self) -> int:
         return sum(len(h) for h in self.heaps.values())
 
