@@ -9,6 +9,11 @@ dead letter and the previous version stays); then events by timestamp, touches b
 at equal timestamps, file order otherwise. Dead letters come out in file order; the partition of a
 replayed record is 0 and its offset counts the records of its topic in the file, as if the file had
 been produced to single-partition topics.
+
+Memory: a user whose state has expired (`domain.state.expires_at` before the current event's
+timestamp) is dropped from the map of states by the stream's own `ExpiryIndex`, so replay holds
+the users active within the retention windows, not every user of the file; `ReplayResult.users`
+holds the states left at the end.
 """
 
 from __future__ import annotations
@@ -34,7 +39,9 @@ from attribution.domain import (
     UserState,
     step,
 )
+from attribution.domain.state import latest_use
 from attribution.errors import InvalidJson, RecordError
+from attribution.expiry_index import ExpiryIndex
 
 OUTPUT_FILES = {
     "attributed-conversions": "attributed-conversions.jsonl",
@@ -53,6 +60,7 @@ class ReplayResult:
     outputs: dict[str, list[bytes]] = field(default_factory=lambda: {t: [] for t in OUTPUT_FILES})
     users: dict[str, UserState] = field(default_factory=dict)
     events: int = 0
+    expired: int = 0  # users dropped from `users` because their state expired
 
 
 @dataclass
@@ -89,10 +97,24 @@ def _replay(lines: Iterable[bytes], limits: Limits, progress: Progress | None) -
     events.sort(key=_order)
     users = result.users
     outs = result.outputs
-    for n, (_, _, _, event) in enumerate(events, 1):
+    index: ExpiryIndex[str] = ExpiryIndex()
+    retention = config.retention
+
+    def check(uid: str) -> int | None:
+        state = users.get(uid)
+        return None if state is None else latest_use(state, retention, limits)
+
+    for n, (ts, _, _, event) in enumerate(events, 1):
         uid = event.user_id
-        state, outputs = step(users.get(uid, EMPTY), event, config, limits)
+        before = users.get(uid)
+        state, outputs = step(EMPTY if before is None else before, event, config, limits)
         users[uid] = state
+        if before is None:
+            index.add(0, uid, latest_use(state, retention, limits))
+        if index.any_due(0, ts):  # the horizon: no later event is earlier than this one
+            for gone in index.due(0, ts, check):
+                del users[gone]
+                result.expired += 1
         for out in outputs:
             outs[topic_of(out)].append(encode(out))
         if progress is not None and not n % 65536:

@@ -15,6 +15,7 @@ Every setting has an environment variable (and most a CLI flag that overrides it
 | ATTRIBUTION_DEDUP_RETENTION_MS | 604800000 | how long conversion ids are remembered (7 days) |
 | ATTRIBUTION_TOUCHES_PER_LINE_ITEM | 2 | touches kept per (line item, kind) per user |
 | ATTRIBUTION_MAX_TOUCHES | 64 | last-resort cap on touches per user, advertiser and kind |
+| ATTRIBUTION_REPEAT_RETENTION_MS | 7776000000 | how long a repeat-rule counter counts (90 days): a "one per user" pixel counts again after it |
 | ATTRIBUTION_HOLD_MS | 3000 | how long a conversion waits for a touch stream that is caught up but has not passed it |
 | ATTRIBUTION_MAX_HELD | 1000 | held conversions per partition above which fetching its conversions pauses (back-pressure) |
 | ATTRIBUTION_GROUP_INSTANCE_ID | "" | static group membership id of this worker (unique per worker); empty: dynamic membership |
@@ -55,6 +56,7 @@ class Settings:
     dedup_retention_ms: int = 7 * 86_400_000
     touches_per_line_item: int = 2
     max_touches: int = 64
+    repeat_retention_ms: int = 90 * 86_400_000
     hold_ms: int = 3000
     max_held: int = 1000
     group_instance_id: str = ""
@@ -108,7 +110,12 @@ class Settings:
 
     @property
     def limits(self) -> Limits:
-        return Limits(self.dedup_retention_ms, self.touches_per_line_item, self.max_touches)
+        return Limits(
+            dedup_retention_ms=self.dedup_retention_ms,
+            per_line_item=self.touches_per_line_item,
+            max_touches=self.max_touches,
+            repeat_retention_ms=self.repeat_retention_ms,
+        )
 
     @property
     def broker_url(self) -> str:
@@ -136,6 +143,7 @@ _VARS = {
     "dedup_retention_ms": "ATTRIBUTION_DEDUP_RETENTION_MS",
     "touches_per_line_item": "ATTRIBUTION_TOUCHES_PER_LINE_ITEM",
     "max_touches": "ATTRIBUTION_MAX_TOUCHES",
+    "repeat_retention_ms": "ATTRIBUTION_REPEAT_RETENTION_MS",
     "hold_ms": "ATTRIBUTION_HOLD_MS",
     "max_held": "ATTRIBUTION_MAX_HELD",
     "group_instance_id": "ATTRIBUTION_GROUP_INSTANCE_ID",

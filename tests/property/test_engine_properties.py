@@ -32,6 +32,7 @@ from attribution.replay import ReplayResult, replay
 MINUTE = 60_000
 HOUR = 60 * MINUTE
 DAY = 24 * HOUR
+REPEAT_RETENTION = 90 * DAY
 T0 = 1_700_000_000_000
 
 LINE_ITEM_ADVERTISER = {100: 10, 101: 10, 102: 20, 103: 10}
@@ -360,6 +361,8 @@ class Oracle:
         _, _, kind, touch = max(pool, key=lambda e: (e[0], e[1]))  # latest; ties: processed later
         rule = pixel["min_minutes_per_conv"]  # 7.
         last = self.last_counted.get((pixel["id"], conv["user_id"]))
+        if last is not None and conv["timestamp"] - last >= REPEAT_RETENTION:
+            last = None  # a counter is kept for the repeat retention (the longest click window)
         if not (last is None or rule == 0 or (rule is not None and conv["timestamp"] - last >= rule * MINUTE)):
             return self.unattributed(conv, "repeat_limited")
         self.last_counted[(pixel["id"], conv["user_id"])] = conv["timestamp"]  # 8.

@@ -462,13 +462,14 @@ def test_with_a_null_repeat_rule_only_the_first_attributed_conversion_counts() -
     assert [getattr(o, "reason", "attributed") for o in outcomes(outputs)] == ["attributed", "repeat_limited"]
 
 
-def test_with_a_null_repeat_rule_the_first_counted_conversion_is_remembered_beyond_every_window() -> None:
+def test_with_a_null_repeat_rule_the_first_counted_conversion_is_remembered_for_the_90_day_repeat_retention() -> None:
     state, _ = run([click(timestamp=T0), conversion(timestamp=T0 + 1)])
-    later = T0 + 365 * DAY
+    edge = T0 + 1 + 90 * DAY  # the repeat retention after the counted conversion
 
-    assert reason_of([click(timestamp=later), conversion(timestamp=later + 1)], config()) == "attributed:post_click"
-    _, outputs = run([click(timestamp=later), conversion(timestamp=later + 1)], state=state)
+    _, outputs = run([click(timestamp=edge - 2), conversion(timestamp=edge - 1)], state=state)
     assert outcomes(outputs)[0].reason == "repeat_limited"
+    _, outputs = run([click(timestamp=edge - 1), conversion(timestamp=edge)], state=state)
+    assert isinstance(outcomes(outputs)[0], AttributedConversion)
 
 
 def test_with_a_zero_repeat_rule_every_conversion_counts() -> None:

@@ -43,3 +43,11 @@ def test_allowed_web_hosts_are_added_to_the_local_names_and_a_star_allows_any() 
     env = {"ATTRIBUTION_WEB_ALLOWED_HOSTS": " Worker-1.internal, [fd00::1] "}
     assert Settings.from_env(env).allowed_hosts == {"localhost", "127.0.0.1", "::1", "worker-1.internal", "fd00::1"}
     assert Settings.from_env({"ATTRIBUTION_WEB_ALLOWED_HOSTS": "*"}).allowed_hosts is None
+
+
+def test_the_repeat_retention_is_90_days_unless_told_otherwise_and_reaches_the_limits() -> None:
+    assert Settings.from_env({}).limits.repeat_retention_ms == 90 * 86_400_000
+    settings = Settings.from_env({"ATTRIBUTION_REPEAT_RETENTION_MS": "60000"})
+
+    assert settings.limits.repeat_retention_ms == 60_000
+    assert settings.limits.max_processed == 256  # the caps are not settings: they bound the record size

@@ -25,6 +25,8 @@ from helpers import (
 )
 
 LIMITS = Limits()
+#: A pixel with expiration off: touches are kept for the longest windows, 30 and 90 days.
+LONGEST = config(pixels=[pixel(post_view_expire_mins=None, post_click_expire_mins=None)])
 
 
 def ids(state: UserState) -> list[str]:
@@ -36,21 +38,21 @@ def ids(state: UserState) -> list[str]:
 
 def test_an_impression_older_than_30_days_before_the_watermark_is_pruned() -> None:
     old = impression(timestamp=T0)
-    state, _ = run([old, click(timestamp=T0 + 30 * DAY + 1, line_item_id=101)])
+    state, _ = run([old, click(timestamp=T0 + 30 * DAY + 1, line_item_id=101)], LONGEST)
 
     assert old.event_id not in ids(state)
 
 
 def test_an_impression_exactly_30_days_before_the_watermark_is_kept() -> None:
     old = impression(timestamp=T0)
-    state, _ = run([old, click(timestamp=T0 + 30 * DAY, line_item_id=101)])
+    state, _ = run([old, click(timestamp=T0 + 30 * DAY, line_item_id=101)], LONGEST)
 
     assert old.event_id in ids(state)
 
 
 def test_a_click_older_than_90_days_before_the_watermark_is_pruned_but_not_at_exactly_90_days() -> None:
     kept, pruned = click(timestamp=T0 + 1), click(timestamp=T0, line_item_id=101)
-    state, _ = run([pruned, kept, impression(timestamp=T0 + 90 * DAY + 1, line_item_id=102)])
+    state, _ = run([pruned, kept, impression(timestamp=T0 + 90 * DAY + 1, line_item_id=102)], LONGEST)
 
     assert ids(state)[:1] == [kept.event_id]
     assert pruned.event_id not in ids(state)
@@ -58,7 +60,7 @@ def test_a_click_older_than_90_days_before_the_watermark_is_pruned_but_not_at_ex
 
 def test_a_click_survives_the_30_day_impression_horizon() -> None:
     old_click = click(timestamp=T0)
-    state, _ = run([old_click, impression(timestamp=T0 + 60 * DAY, line_item_id=101)])
+    state, _ = run([old_click, impression(timestamp=T0 + 60 * DAY, line_item_id=101)], LONGEST)
 
     assert old_click.event_id in ids(state)
 
@@ -168,7 +170,7 @@ def test_state_stays_bounded_under_a_long_heavy_stream() -> None:
         (impression if i % 3 else click)(timestamp=T0 + i * MINUTE, line_item_id=100 + i % 50, advertiser_id=10 + i % 2)
         for i in range(3000)
     ]
-    state, _ = run(events)
+    state, _ = run(events, LONGEST, Limits(max_user_touches=1000))
 
     # 50 line items (25 per advertiser) x 2 kinds x the latest 2 of each: under 64 per advertiser and kind.
     assert len(state.touches) == 50 * 2 * 2

@@ -132,3 +132,23 @@ def test_a_scrape_without_a_consumer_yet_has_no_assignment_or_lag_figures() -> N
     text = s.metrics.render().decode()
     assert "attribution_consumer_lag{" not in text
     assert "attribution_assigned_partitions{" not in text
+
+
+def test_what_the_state_bounds_forgot_is_exposed_from_the_processors_running_totals() -> None:
+    from attribution.settings import Settings
+    from attribution.streaming.processor import Processor
+    from attribution.web.server import forgotten_counts
+    from helpers import config
+
+    processor = Processor(Settings(), {}, config)
+    processor.forgotten.dedup_ids += 3
+    processor.forgotten.touches += 2
+    processor.expiry.deleted += 5
+    s = sensor()
+    s.metrics.forgotten = lambda: forgotten_counts(processor)
+
+    assert sample(s, "attribution_state_forgotten_total", part="dedup_ids") == 3
+    assert sample(s, "attribution_state_forgotten_total", part="touches") == 2
+    assert sample(s, "attribution_state_forgotten_total", part="counters") == 0
+    assert sample(s, "attribution_state_forgotten_total", part="expired_users") == 5
+    assert b'attribution_state_forgotten_total{part="expired_users"} 5.0' in s.metrics.render()

@@ -1,10 +1,21 @@
 """Per-user state to bytes and back: the value of the state table and its changelog.
 
 Compact JSON arrays, not objects, because this is the bulk of the changelog and of memory:
-`[version, watermark, touches, counted, processed, held]`, a touch being
+`[version, expires, partition, watermark, touches, counted, processed, held]`, a touch being
 `[kind (0 impression, 1 click), event_id, timestamp, advertiser_id, line_item_id, creative_id,
-auction_id, campaign_id, imp_type]`. A held conversion is `[event_id, pixel_id, timestamp, value, order_id, other, tag]`. The user
-id is the table key and is not repeated inside.
+auction_id, campaign_id, imp_type]`. A held conversion is `[event_id, pixel_id, timestamp, value,
+order_id, other, tag]`. The user id is the table key and is not repeated inside.
+
+`expires` is the state's `domain.state.latest_use` when it was written (the event time after which
+nothing in it but held conversions can change an answer) and `partition` the input partition the
+state belongs to (its changelog partition); they come first so that the expiry index reads them
+from the bytes without decoding (`read_index`). Version 1 states (neither) are still read.
+
+Size: with the default `Limits` and no held conversions, the largest state the record schemas
+allow encodes to at most `MAX_STATE_BYTES` (a unit test builds it): 128 touches whose ids are 128
+characters that JSON escapes to 6 bytes each, 256 such dedup ids and 128 repeat counters, with
+every integer at its widest. That leaves over half of the 1 MiB record limit of the changelog to
+held conversions. A typical full state (36-character ids) is about 40 KB; most are under 1 KB.
 """
 
 from __future__ import annotations
@@ -16,11 +27,14 @@ import orjson
 from attribution.domain import Conversion, Touch, UserState
 from attribution.domain.records import TouchKind
 
-VERSION = 1
+VERSION = 2
+#: The largest encoded state without held conversions under the default limits (see above).
+MAX_STATE_BYTES = 400_000
 _KINDS: tuple[TouchKind, TouchKind] = ("impression", "click")
+_V2 = b"[2,"
 
 
-def encode_state(state: UserState) -> bytes:
+def encode_state(state: UserState, expires: int = 0, partition: int = 0) -> bytes:
     touches = [
         [
             1 if t.kind == "click" else 0,
@@ -36,7 +50,7 @@ def encode_state(state: UserState) -> bytes:
         for t in state.touches
     ]
     held = [[c.event_id, c.pixel_id, c.timestamp, c.value, c.order_id, c.other, tag] for c, tag in state.held]
-    return orjson.dumps([VERSION, state.watermark, touches, state.counted, state.processed, held])
+    return orjson.dumps([VERSION, expires, partition, state.watermark, touches, state.counted, state.processed, held])
 
 
 def has_held(raw: bytes | None) -> bool:
@@ -44,14 +58,27 @@ def has_held(raw: bytes | None) -> bool:
     return bool(raw) and not raw.endswith(b",[]]")  # type: ignore[union-attr]
 
 
+def read_index(raw: bytes) -> tuple[int, int] | tuple[None, None]:
+    """`(expires, partition)` of an encoded state, without decoding it; Nones for version 1."""
+    if not raw.startswith(_V2):
+        return None, None
+    i = raw.index(b",", 3)
+    j = raw.index(b",", i + 1)
+    return int(raw[3:i]), int(raw[i + 1 : j])
+
+
 def decode_state(user_id: str, raw: bytes | None) -> UserState:
     """Inverse of `encode_state`; None (no state yet) is the empty state."""
     if not raw:
         return UserState()
     data: list[Any] = orjson.loads(raw)
-    version, watermark, touches, counted, processed = data[:5]
-    held = data[5] if len(data) > 5 else []  # states written before holding existed
-    if version != VERSION:
+    version = data[0]
+    if version == VERSION:
+        watermark, touches, counted, processed, held = data[3:8]
+    elif version == 1:
+        watermark, touches, counted, processed = data[1:5]
+        held = data[5] if len(data) > 5 else []  # states written before holding existed
+    else:
         raise ValueError(f"state of user {user_id!r}: unknown version {version}")
     return UserState(
         tuple(Touch(_KINDS[k], e, user_id, ts, a, li, c, au, ca, it) for k, e, ts, a, li, c, au, ca, it in touches),

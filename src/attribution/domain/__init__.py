@@ -22,7 +22,7 @@ from attribution.domain.outputs import (
     UnattributedConversion,
 )
 from attribution.domain.records import TOUCH_IMP_TYPES, Conversion, Event, Touch
-from attribution.domain.state import EMPTY, Limits, UserState, hold
+from attribution.domain.state import EMPTY, Forgotten, Limits, UserState, expires_at, hold
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -33,6 +33,7 @@ __all__ = [
     "Config",
     "Conversion",
     "Event",
+    "Forgotten",
     "Limits",
     "LineItem",
     "Outcome",
@@ -46,6 +47,7 @@ __all__ = [
     "Touch",
     "UnattributedConversion",
     "UserState",
+    "expires_at",
     "hold",
     "judge",
     "release",

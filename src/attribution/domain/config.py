@@ -38,6 +38,25 @@ EVENT_CATEGORIES = (
 #: The longest any pixel can look back, per touch kind: what per-user state must keep.
 LONGEST_VIEW_WINDOW_MS = MAX_POST_VIEW_EXPIRE_MINS * MINUTE_MS
 LONGEST_CLICK_WINDOW_MS = MAX_POST_CLICK_EXPIRE_MINS * MINUTE_MS
+#: The product's default windows: the least a touch is kept, so that a pixel created later with
+#: default windows still finds the touches it can credit.
+DEFAULT_VIEW_WINDOW_MS = DEFAULT_POST_VIEW_EXPIRE_MINS * MINUTE_MS
+DEFAULT_CLICK_WINDOW_MS = DEFAULT_POST_CLICK_EXPIRE_MINS * MINUTE_MS
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How long (ms of event time) a touch of each kind can still be credited by some pixel."""
+
+    view_ms: int = LONGEST_VIEW_WINDOW_MS
+    click_ms: int = LONGEST_CLICK_WINDOW_MS
+
+    def of(self, kind: str) -> int:
+        return self.click_ms if kind == "click" else self.view_ms
+
+
+#: Keeps touches for the longest window any pixel may ever have: right whatever the configuration.
+LONGEST_RETENTION = Retention()
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +128,8 @@ class Config:
     pixels: Mapping[int, Pixel] = field(default_factory=dict)
     line_items: Mapping[int, LineItem] = field(default_factory=dict)
     links: Mapping[int, Mapping[int, PixelLink]] = field(init=False, repr=False)
+    #: How long touches must be kept for the pixels configured (see `touch_retention`).
+    retention: Retention = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         links: dict[int, dict[int, PixelLink]] = {}
@@ -119,6 +140,7 @@ class Config:
                 if link.state == "active":
                     links.setdefault(link.id, {})[item.id] = link
         object.__setattr__(self, "links", {pid: MappingProxyType(m) for pid, m in links.items()})
+        object.__setattr__(self, "retention", touch_retention(self.pixels.values()))
 
     @classmethod
     def of(cls, pixels: Iterable[Pixel] = (), line_items: Iterable[LineItem] = ()) -> Config:
@@ -144,3 +166,14 @@ class Config:
         if pixel.state == "inactive":
             return "inactive"
         return "active" if pixel_id in self.links else "paused"
+
+
+def touch_retention(pixels: Iterable[Pixel]) -> Retention:
+    """The longest post-view and post-click windows among `pixels` (any state: an inactive pixel
+    may be reactivated), never less than the product defaults (a pixel created later with default
+    windows still finds its touches) and never more than the maxima."""
+    view, click = DEFAULT_VIEW_WINDOW_MS, DEFAULT_CLICK_WINDOW_MS
+    for p in pixels:
+        view = max(view, p.post_view_window_ms)
+        click = max(click, p.post_click_window_ms)
+    return Retention(min(view, LONGEST_VIEW_WINDOW_MS), min(click, LONGEST_CLICK_WINDOW_MS))

@@ -8,7 +8,8 @@ Rules are applied to each conversion in the order of DESIGN §2.3:
 4. the pixel fired: one piggyback fire per piggyback URL, in list order, whatever follows;
 5. paused pixel (no active line item carries it) -> `pixel_paused`;
 6. the latest eligible touch by trigger type, else `no_eligible_touch`;
-7. the repeat rule, per (pixel, user), over attributed conversions only, else `repeat_limited`;
+7. the repeat rule, per (pixel, user), over attributed conversions only (a counter older than the
+   repeat retention is absent), else `repeat_limited`;
 8. attributed, `post_click` or `post_view`.
 """
 
@@ -25,7 +26,16 @@ from attribution.domain.outputs import (
     UnattributedConversion,
 )
 from attribution.domain.records import Conversion, Event, Touch
-from attribution.domain.state import Limits, UserState, add_touch, record_conversion, take_held
+from attribution.domain.state import (
+    Forgotten,
+    Limits,
+    UserState,
+    add_touch,
+    is_duplicate,
+    last_counted_within,
+    record_conversion,
+    take_held,
+)
 
 DEFAULT_LIMITS = Limits()
 _NO_OUTPUTS: tuple[Output, ...] = ()
@@ -37,19 +47,21 @@ def step(
     config: Config,
     limits: Limits = DEFAULT_LIMITS,
     horizon: int | None = None,
+    forgotten: Forgotten | None = None,
 ) -> tuple[UserState, tuple[Output, ...]]:
     """Apply one event to one user's state.
 
     Touches update state and emit nothing; impressions not won in a real auction change nothing.
     A conversion emits its piggyback fires and exactly one outcome, or nothing if it is a duplicate.
     `horizon` is the earliest timestamp a conversion judged later can have (see `state`); None
-    means the user's watermark, right for input judged in timestamp order.
+    means the user's watermark, right for input judged in timestamp order. `forgotten`, when
+    given, counts what the state's caps dropped (see `state`).
     """
     if isinstance(event, Touch):
         if not event.is_touch:
             return state, _NO_OUTPUTS
-        return add_touch(state, event, limits, horizon), _NO_OUTPUTS
-    return judge(state, event, config, limits, horizon)
+        return add_touch(state, event, limits, horizon, config.retention, forgotten), _NO_OUTPUTS
+    return judge(state, event, config, limits, horizon, forgotten)
 
 
 def judge(
@@ -58,26 +70,29 @@ def judge(
     config: Config,
     limits: Limits = DEFAULT_LIMITS,
     horizon: int | None = None,
+    forgotten: Forgotten | None = None,
 ) -> tuple[UserState, tuple[Output, ...]]:
     """Rules 1-8 for one conversion."""
-    if state.has_processed(conv.event_id):
+    if is_duplicate(state, conv, limits):
         return state, _NO_OUTPUTS  # rule 1
+    done = _Recorder(config, limits, horizon, forgotten)
     pixel = config.pixels.get(conv.pixel_id)
     if pixel is None:
-        return _unattributed(state, conv, "unknown_pixel", limits, horizon)  # rule 2
+        return done.unattributed(state, conv, "unknown_pixel")  # rule 2
     if pixel.state == "inactive":
-        return _unattributed(state, conv, "inactive_pixel", limits, horizon)  # rule 3
+        return done.unattributed(state, conv, "inactive_pixel")  # rule 3
     fires = piggyback_fires(pixel, conv)  # rule 4
     links = config.active_links(pixel.id)
     if not links:
-        return _unattributed(state, conv, "pixel_paused", limits, horizon, fires)  # rule 5
+        return done.unattributed(state, conv, "pixel_paused", fires)  # rule 5
     winner = latest_eligible_touch(state.touches, conv, pixel, links)  # rule 6
     if winner is None:
-        return _unattributed(state, conv, "no_eligible_touch", limits, horizon, fires)
-    if not repeat_rule_counts(pixel.min_minutes_per_conv, state.last_counted(pixel.id), conv):
-        return _unattributed(state, conv, "repeat_limited", limits, horizon, fires)  # rule 7
+        return done.unattributed(state, conv, "no_eligible_touch", fires)
+    last = last_counted_within(state, pixel.id, conv.timestamp, limits)
+    if not repeat_rule_counts(pixel.min_minutes_per_conv, last, conv):
+        return done.unattributed(state, conv, "repeat_limited", fires)  # rule 7
     touch, link = winner
-    new_state = record_conversion(state, conv.event_id, conv.timestamp, pixel.id, limits, horizon)
+    new_state = done.record(state, conv, pixel.id)
     return new_state, (*fires, _attributed(conv, pixel, touch, link))  # rule 8
 
 
@@ -87,12 +102,13 @@ def release(
     config: Config,
     limits: Limits = DEFAULT_LIMITS,
     horizon: int | None = None,
+    forgotten: Forgotten | None = None,
 ) -> tuple[UserState, tuple[Output, ...]]:
     """Judge the held conversions with `timestamp <= through`, in timestamp order."""
     state, ready = take_held(state, through)
     outputs: list[Output] = []
     for conv in ready:
-        state, outs = judge(state, conv, config, limits, horizon)
+        state, outs = judge(state, conv, config, limits, horizon, forgotten)
         outputs.extend(outs)
     return state, tuple(outputs)
 
@@ -151,7 +167,9 @@ def latest_eligible_touch(
 
 
 def repeat_rule_counts(min_minutes_per_conv: int | None, last_counted: int | None, conv: Conversion) -> bool:
-    """Rule 7: `None` counts the first only, `0` all, N one every N minutes (>= N since the last)."""
+    """Rule 7: `None` counts the first only, `0` all, N one every N minutes (>= N since the last).
+
+    `last_counted` is None when there is none within the repeat retention (`last_counted_within`)."""
     if last_counted is None or min_minutes_per_conv == 0:
         return True
     if min_minutes_per_conv is None:
@@ -186,14 +204,28 @@ def _attributed(conv: Conversion, pixel: Pixel, touch: Touch, link: PixelLink) -
     )
 
 
-def _unattributed(
-    state: UserState,
-    conv: Conversion,
-    reason: Reason,
-    limits: Limits,
-    horizon: int | None,
-    fires: tuple[PiggybackFire, ...] = (),
-) -> tuple[UserState, tuple[Output, ...]]:
-    new_state = record_conversion(state, conv.event_id, conv.timestamp, None, limits, horizon)
-    outcome = UnattributedConversion(conv.event_id, conv.pixel_id, conv.user_id, conv.timestamp, reason)
-    return new_state, (*fires, outcome)
+class _Recorder:
+    """Records a judged conversion in the state with the call's limits, horizon and tally."""
+
+    __slots__ = ("config", "forgotten", "horizon", "limits")
+
+    def __init__(self, config: Config, limits: Limits, horizon: int | None, forgotten: Forgotten | None) -> None:
+        self.config, self.limits, self.horizon, self.forgotten = config, limits, horizon, forgotten
+
+    def record(self, state: UserState, conv: Conversion, counted_pixel: int | None) -> UserState:
+        return record_conversion(
+            state,
+            conv.event_id,
+            conv.timestamp,
+            counted_pixel,
+            self.limits,
+            self.horizon,
+            self.config.retention,
+            self.forgotten,
+        )
+
+    def unattributed(
+        self, state: UserState, conv: Conversion, reason: Reason, fires: tuple[PiggybackFire, ...] = ()
+    ) -> tuple[UserState, tuple[Output, ...]]:
+        outcome = UnattributedConversion(conv.event_id, conv.pixel_id, conv.user_id, conv.timestamp, reason)
+        return self.record(state, conv, None), (*fires, outcome)

@@ -1,11 +1,12 @@
-"""Per-user state and the rules that keep it bounded.
+"""Per-user state and the rules that keep it bounded, over time and in size.
 
 A user's state is what the rules need and nothing more:
 
 * `touches`: the user's touches in timestamp order; equal timestamps stay in processing order, so
   walking the tuple backwards meets "the latest, processed later on ties" first.
 * `counted`: `(pixel_id, timestamp)` of the last conversion counted by the repeat rule, per pixel.
-* `processed`: `(event_id, timestamp)` of conversions already judged, for deduplication.
+* `processed`: `(event_id, timestamp)` of conversions already judged, for deduplication, in the
+  order they were judged.
 * `held`: conversions the stream holds until the touch streams have passed their timestamp, each
   with an opaque integer tag of the caller's (the stream keeps the source partition there).
 * `watermark`: the latest event timestamp seen for the user. State depends only on the events and
@@ -17,23 +18,44 @@ the user's watermark, the same thing for in-order input); the stream passes the 
 pending or future conversion of the partition can have, so touches that run ahead of a lagging
 conversions topic are kept until those conversions are judged.
 
-Bounds (see `Limits`): touches older than the horizon minus the longest window any pixel may have
-(30 days for impressions, 90 for clicks) are dropped. Of the touches of one line item and kind (and
-advertiser, should upstream ever disagree with itself) at or before the horizon only the latest `per_line_item` are kept: a conversion at or after the horizon
-can only pick the latest of them, since eligibility depends on the line item, the kind and the
-window, and the latest is the most recent within it (a plain "last N touches" cap would let one
-advertiser's heavy impression stream evict another advertiser's click; this one cannot). Touches
-after the horizon are all kept. `max_touches` is a last-resort cap per advertiser and kind that
-drops the oldest: one advertiser's heavy traffic can only ever evict that advertiser's own touches,
-so a user's state is bounded by (advertisers touched) x 2 x `max_touches` whatever the input.
-Processed ids are kept for `dedup_retention_ms` behind the user's watermark.
+Every part is bounded; each rule is written once, here (`Limits` holds the figures):
+
+* **Touches by age**: kept for the configuration's retention of their kind (`Config.retention`:
+  the longest post-view / post-click window among the pixels, at least the product defaults of
+  1 and 14 days, at most 30 and 90) behind the horizon; older ones can never be credited.
+* **Touches per line item**: of the touches of one line item and kind (and advertiser, should
+  upstream ever disagree with itself) at or before the horizon only the latest `per_line_item`
+  are kept: a conversion at or after the horizon can only pick the latest of them, since
+  eligibility depends on the line item, the kind and the window, and the latest is the most recent
+  within it. Touches after the horizon are all kept. This never changes an answer.
+* **Touches per advertiser** (`max_touches`, per advertiser and kind, oldest dropped): one
+  advertiser's heavy traffic can only evict that advertiser's own touches.
+* **Touches per user** (`max_user_touches`, all advertisers and both kinds): over it, the oldest
+  impressions are dropped first, then the oldest clicks. Both last-resort caps keep the latest, the
+  touches the rules pick; they only change an answer for a user touched by more line items within
+  the windows than the caps hold, and clicks (longer windows, preferred by hybrid pixels) are
+  protected from floods of impressions.
+* **Dedup ids**: kept `dedup_retention_ms` behind the user's watermark, and the latest
+  `max_processed` of them (the earliest judged forgotten first). At judgement time an id counts as
+  processed only if the conversion is within the retention of it, so the answer never depends on
+  when pruning happened.
+* **Repeat counters**: a last counted conversion `repeat_retention_ms` (90 days, the longest click
+  window) or more before a conversion counts as absent, so "one per user" means one per user
+  within 90 days (N-minute rules, N <= 32767 minutes, are unaffected); counters that old behind the
+  horizon are pruned, and at most `max_counters` pixels keep one (the oldest dropped).
+* **Held conversions** are never pruned here: they are judged, then recorded as above.
+
+`expires_at` gives the event time after which nothing in a state can change any answer: a state
+whose `expires_at` is before the horizon can be deleted as a whole. What a cap forgot is counted in
+a `Forgotten` tally when the caller passes one (the only mutable object here: the rules never read
+it).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from attribution.domain.config import LONGEST_CLICK_WINDOW_MS, LONGEST_VIEW_WINDOW_MS
+from attribution.domain.config import LONGEST_RETENTION, Config, Retention
 from attribution.domain.records import Conversion, Touch
 
 DAY_MS = 86_400_000
@@ -41,11 +63,31 @@ DAY_MS = 86_400_000
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Bounds on per-user state. Defaults are what the product ships with."""
+    """Bounds on per-user state. Defaults are what the product ships with; with them the largest
+    encoded state without held conversions is under `contract.state_codec.MAX_STATE_BYTES`."""
 
     dedup_retention_ms: int = 7 * DAY_MS
     per_line_item: int = 2
     max_touches: int = 64  # per advertiser and kind
+    #: All advertisers and kinds: 128 touches of the longest ids allowed encode to about 213 KB.
+    max_user_touches: int = 128
+    #: 256 ids of the longest form allowed (128 characters, each escaped to 6 bytes) encode to
+    #: about 201 KB (1,000 would be 787 KB); a typical 36-character id takes 57 bytes.
+    max_processed: int = 256
+    #: A repeat counter older than this counts as absent: the longest post-click window.
+    repeat_retention_ms: int = 90 * DAY_MS
+    max_counters: int = 128  # pixels with a repeat counter, per user
+
+
+class Forgotten:
+    """What the caps forgot, summed over the calls it was passed to (for metrics)."""
+
+    __slots__ = ("counters", "dedup_ids", "touches")
+
+    def __init__(self) -> None:
+        self.dedup_ids = 0
+        self.touches = 0
+        self.counters = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +116,32 @@ class UserState:
 
 
 EMPTY = UserState()
+_DEFAULT_LIMITS = Limits()
 
 
-def add_touch(state: UserState, touch: Touch, limits: Limits, horizon: int | None = None) -> UserState:
+def is_duplicate(state: UserState, conv: Conversion, limits: Limits) -> bool:
+    """Rule 1: the conversion's id was judged within the dedup retention of its timestamp."""
+    eid, ts, retention = conv.event_id, conv.timestamp, limits.dedup_retention_ms
+    return any(e == eid and ts - t <= retention for e, t in state.processed)
+
+
+def last_counted_within(state: UserState, pixel_id: int, timestamp: int, limits: Limits) -> int | None:
+    """Rule 7's last counted conversion of the pixel, or None when there is none less than the
+    repeat retention before `timestamp`."""
+    last = state.last_counted(pixel_id)
+    if last is None or timestamp - last >= limits.repeat_retention_ms:
+        return None
+    return last
+
+
+def add_touch(
+    state: UserState,
+    touch: Touch,
+    limits: Limits,
+    horizon: int | None = None,
+    retention: Retention = LONGEST_RETENTION,
+    forgotten: Forgotten | None = None,
+) -> UserState:
     """Insert a touch in timestamp order (after equal timestamps), then prune. Idempotent.
 
     `horizon` defaults to the user's watermark after this touch (see the module docstring)."""
@@ -90,16 +155,20 @@ def add_touch(state: UserState, touch: Touch, limits: Limits, horizon: int | Non
     touches = (*touches[:i], touch, *touches[i:])
     watermark = max(state.watermark, touch.timestamp)
     horizon = watermark if horizon is None else horizon
-    return UserState(_prune_touches(touches, horizon, limits), state.counted, state.processed, watermark, state.held)
+    pruned = _prune_touches(touches, horizon, limits, retention, forgotten)
+    return UserState(pruned, state.counted, state.processed, watermark, state.held)
 
 
-def _prune_touches(touches: tuple[Touch, ...], horizon: int, limits: Limits) -> tuple[Touch, ...]:
-    view_cutoff = horizon - LONGEST_VIEW_WINDOW_MS
-    click_cutoff = horizon - LONGEST_CLICK_WINDOW_MS
+def _prune_touches(
+    touches: tuple[Touch, ...], horizon: int, limits: Limits, retention: Retention, forgotten: Forgotten | None
+) -> tuple[Touch, ...]:
+    view_cutoff = horizon - retention.view_ms
+    click_cutoff = horizon - retention.click_ms
     kept: list[Touch] = []
     per_line_item: dict[tuple[int, int, str], int] = {}
     per_advertiser: dict[tuple[int, str], int] = {}
-    # Walk newest first so that both caps keep the latest touches.
+    capped = 0
+    # Walk newest first so that every cap keeps the latest touches.
     for t in reversed(touches):
         if t.timestamp < (click_cutoff if t.kind == "click" else view_cutoff):
             continue
@@ -112,13 +181,36 @@ def _prune_touches(touches: tuple[Touch, ...], horizon: int, limits: Limits) -> 
         group = (t.advertiser_id, t.kind)
         n = per_advertiser.get(group, 0)
         if n >= limits.max_touches:
+            capped += 1
             continue
         per_advertiser[group] = n + 1
         kept.append(t)
+    if len(kept) > limits.max_user_touches:
+        before = len(kept)
+        kept = _cap_impressions_first(kept, limits.max_user_touches)
+        capped += before - len(kept)
+    if capped and forgotten is not None:
+        forgotten.touches += capped
     if len(kept) == len(touches):
         return touches
     kept.reverse()
     return tuple(kept)
+
+
+def _cap_impressions_first(newest_first: list[Touch], cap: int) -> list[Touch]:
+    """The latest `cap` touches, taking clicks before impressions (newest first in and out)."""
+    clicks = min(cap, sum(1 for t in newest_first if t.kind == "click"))
+    impressions = cap - clicks
+    kept: list[Touch] = []
+    for t in newest_first:
+        if t.kind == "click":
+            if clicks:
+                clicks -= 1
+                kept.append(t)
+        elif impressions:
+            impressions -= 1
+            kept.append(t)
+    return kept
 
 
 def record_conversion(
@@ -128,22 +220,70 @@ def record_conversion(
     counted_pixel: int | None,
     limits: Limits,
     horizon: int | None = None,
+    retention: Retention = LONGEST_RETENTION,
+    forgotten: Forgotten | None = None,
 ) -> UserState:
     """Remember a judged conversion (and, when the repeat rule counted it, its pixel's counter)."""
     watermark = max(state.watermark, timestamp)
+    horizon = watermark if horizon is None else horizon
     dedup_cutoff = watermark - limits.dedup_retention_ms
     processed = (*(p for p in state.processed if p[1] >= dedup_cutoff), (event_id, timestamp))
+    if len(processed) > limits.max_processed:
+        if forgotten is not None:
+            forgotten.dedup_ids += len(processed) - limits.max_processed
+        processed = processed[-limits.max_processed :]  # the earliest judged are forgotten first
     counted = state.counted
     if counted_pixel is not None:
         counted = (*(c for c in counted if c[0] != counted_pixel), (counted_pixel, timestamp))
-    touches = _prune_touches(state.touches, watermark if horizon is None else horizon, limits)
+    counted = _prune_counters(counted, horizon, limits, forgotten)
+    touches = _prune_touches(state.touches, horizon, limits, retention, forgotten)
     return UserState(touches, counted, processed, watermark, state.held)
 
 
-def hold(state: UserState, conv: Conversion, tag: int) -> UserState:
+def _prune_counters(
+    counted: tuple[tuple[int, int], ...], horizon: int, limits: Limits, forgotten: Forgotten | None
+) -> tuple[tuple[int, int], ...]:
+    # A counter at or before this cannot matter to a conversion at or after the horizon.
+    cutoff = horizon - limits.repeat_retention_ms
+    if any(ts <= cutoff for _, ts in counted):
+        counted = tuple(c for c in counted if c[1] > cutoff)
+    excess = len(counted) - limits.max_counters
+    if excess > 0:
+        dropped = set(sorted(counted, key=lambda c: c[1])[:excess])  # the oldest
+        counted = tuple(c for c in counted if c not in dropped)
+        if forgotten is not None:
+            forgotten.counters += excess
+    return counted
+
+
+def expires_at(state: UserState, config: Config, limits: Limits = _DEFAULT_LIMITS) -> int | None:
+    """The event time after which nothing in `state` can change any answer, or None while it holds
+    conversions (those are never expired). A state whose `expires_at` is before the horizon can be
+    deleted without changing any output: touches past their kind's retention are never credited,
+    dedup ids and repeat counters past theirs are absent to rule 1 and rule 7. An empty state
+    expires at its watermark."""
+    if state.held:
+        return None
+    return latest_use(state, config.retention, limits)
+
+
+def latest_use(state: UserState, retention: Retention, limits: Limits) -> int:
+    """`expires_at` ignoring held conversions."""
+    latest = state.watermark if state.is_empty else -(2**62)
+    view, click = retention.view_ms, retention.click_ms
+    for t in state.touches:
+        latest = max(latest, t.timestamp + (click if t.kind == "click" else view))
+    if state.processed:
+        latest = max(latest, max(ts for _, ts in state.processed) + limits.dedup_retention_ms)
+    if state.counted:
+        latest = max(latest, max(ts for _, ts in state.counted) + limits.repeat_retention_ms)
+    return latest
+
+
+def hold(state: UserState, conv: Conversion, tag: int, limits: Limits = _DEFAULT_LIMITS) -> UserState:
     """Park a conversion until it can be judged. Idempotent: a conversion already held or
-    already processed leaves the state as it is. Held conversions stay in arrival order."""
-    if state.is_held(conv.event_id) or state.has_processed(conv.event_id):
+    already processed (rule 1) leaves the state as it is. Held conversions stay in arrival order."""
+    if state.is_held(conv.event_id) or is_duplicate(state, conv, limits):
         return state
     return UserState(state.touches, state.counted, state.processed, state.watermark, (*state.held, (conv, tag)))
 

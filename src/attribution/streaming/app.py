@@ -28,10 +28,11 @@ from attribution.streaming.commits import install as install_commit_guard
 from attribution.streaming.config_cache import RESTORES_HEADER, ConfigCache
 from attribution.streaming.decompression import install as install_bounded_gzip
 from attribution.streaming.delivery import install as install_fast_delivery
+from attribution.streaming.durability import ChangelogGuard
 from attribution.streaming.flow import Backpressure, pause_fetching, report_lag
 from attribution.streaming.processor import Processor
 from attribution.streaming.recovery import BatchedTableManager
-from attribution.streaming.topics import INTERNAL_TOPICS, REKEY_TOPIC, TICK_TOPIC
+from attribution.streaming.topics import INTERNAL_TOPICS, MAX_MESSAGE_BYTES, REKEY_TOPIC, TICK_TOPIC
 from attribution.streaming.tuning import FETCH_MAX_WAIT_MS, reactivate_buffered, shorten_fetch_wait
 from attribution.web.hosts import host_guard
 
@@ -96,7 +97,15 @@ def create_app(settings: Settings) -> faust.App:
     outputs = {name: topic(name) for name in OUTPUT_TOPICS}
     rekey = topic(REKEY_TOPIC, partitions=settings.partitions)
     ticks = topic(TICK_TOPIC, partitions=settings.partitions)
-    users = app.Table("users", key_type=bytes, value_type=bytes, partitions=settings.partitions, default=None)
+    users = app.Table(
+        "users",
+        key_type=bytes,
+        value_type=bytes,
+        partitions=settings.partitions,
+        default=None,
+        extra_topic_configs={"max.message.bytes": str(MAX_MESSAGE_BYTES)},
+    )
+    app.sensors.add(ChangelogGuard([users.changelog_topic.get_topic_name()]))  # a failed state write stops the worker
     watermarks = app.Table(
         "touch-watermarks", key_type=bytes, value_type=bytes, partitions=settings.partitions, default=None
     )
@@ -169,6 +178,8 @@ def create_app(settings: Settings) -> faust.App:
                 await asyncio.gather(*sent)
             for user_key, state in result.writes.items():
                 users[user_key] = state
+            for user_key in result.deletes:  # expired: a tombstone to the changelog (`expiry`)
+                del users[user_key]
             if result.watermark is not None:
                 watermarks[result.watermark[0]] = result.watermark[1]
             await manual.ack(event)

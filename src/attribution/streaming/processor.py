@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 import orjson
 
 from attribution.contract import EVENT_TOPICS, dead_letter, decode, decode_config, encode, reject_oversized, topic_of
-from attribution.contract.state_codec import decode_state, encode_state, has_held
+from attribution.contract.state_codec import decode_state, has_held
 from attribution.domain import (
     EMPTY,
     Config,
     Conversion,
+    Forgotten,
     LineItem,
     Output,
     Pixel,
@@ -35,6 +36,7 @@ from attribution.domain import (
 from attribution.errors import InvalidJson, RecordError
 from attribution.settings import Settings
 from attribution.streaming.event_time import LAG_SOURCES, EventTime
+from attribution.streaming.expiry import StateExpiry
 from attribution.streaming.topics import REKEY_TOPIC, TICK_TOPIC
 
 Headers = Sequence[tuple[str, bytes]]
@@ -53,6 +55,8 @@ class Result:
     watermark: tuple[bytes, bytes] | None = None  # (partition key, encoded touch watermarks)
     sends: list[Send] = field(default_factory=list)  # (output topic default name, key, value)
     rekey: tuple[bytes, bytes | None, list[tuple[str, bytes]]] | None = None
+    partition: int = 0  # the input partition of the message (every write is to its users)
+    deletes: list[bytes] = field(default_factory=list)  # users whose state expired (`expiry`)
 
 
 class Processor:
@@ -75,6 +79,8 @@ class Processor:
         #: we wrote, so the next event of a recent user finds them here and skips it.
         self._decoded: dict[bytes, tuple[bytes, UserState]] = {}
         self.state_cache_size = state_cache_size
+        self.forgotten = Forgotten()  # what the state's caps dropped (metrics)
+        self.expiry = StateExpiry(self.limits, config)
 
     def handle(
         self,
@@ -87,7 +93,7 @@ class Processor:
         get_state: StateGetter,
     ) -> Result:
         """Decode, step, encode one input message."""
-        result = Result()
+        result = Result(partition=partition)
         name = self.names.get(topic, topic)
         if name == TICK_TOPIC:
             self.time.of(partition).tick_pending = False
@@ -95,6 +101,7 @@ class Processor:
             if through is not None:
                 self._release(partition, through, get_state, result)
             self._persist_watermarks(partition, result)
+            self._expire(partition, get_state, result)
             return result
         if name in LAG_SOURCES:
             self.time.saw_offset(partition, name, offset)  # how far this source is read (`event_time`)
@@ -130,6 +137,7 @@ class Processor:
             if new_state is not state:
                 self.time.held(partition, record.timestamp, user_key, self.clock())
                 self._emit(user_key, state, new_state, (), result)
+        self._expire(partition, get_state, result)
         return result
 
     def _persist_watermarks(self, partition: int, result: Result) -> None:
@@ -157,6 +165,7 @@ class Processor:
                 for conv, partition in decode_state(key.decode(), raw).held:
                     self.time.held(partition, conv.timestamp, key, now)
                     n += 1
+        self.expiry.rebuild(items())  # type: ignore[arg-type]
         return n
 
     def check_config(
@@ -180,7 +189,7 @@ class Processor:
         self, record: Touch | Conversion, user_key: bytes, partition: int, get_state: StateGetter, result: Result
     ) -> None:
         state = self._state(user_key, get_state, result)
-        new_state, outputs = step(state, record, self.config(), self.limits, self._horizon(partition))
+        new_state, outputs = step(state, record, self.config(), self.limits, self._horizon(partition), self.forgotten)
         self._emit(user_key, state, new_state, outputs, result)
 
     def _release(self, partition: int, through: int, get_state: StateGetter, result: Result) -> None:
@@ -188,7 +197,7 @@ class Processor:
         horizon = self._horizon(partition)
         for user_key in self.time.pop_through(partition, through):
             state = self._state(user_key, get_state, result)
-            new_state, outputs = release(state, through, config, self.limits, horizon)
+            new_state, outputs = release(state, through, config, self.limits, horizon, self.forgotten)
             self._emit(user_key, state, new_state, outputs, result)
 
     def _state(self, user_key: bytes, get_state: StateGetter, result: Result) -> UserState:
@@ -217,9 +226,13 @@ class Processor:
         self, user_key: bytes, state: UserState, new_state: UserState, outputs: tuple[Output, ...], result: Result
     ) -> None:
         if new_state is not state:
-            raw = result.writes[user_key] = encode_state(new_state)
+            raw = result.writes[user_key] = self.expiry.encode(user_key, state, new_state, result.partition)
             self._remember(user_key, raw, new_state)
         result.sends.extend((topic_of(o), user_key, encode(o)) for o in outputs)
+
+    def _expire(self, partition: int, get_state: StateGetter, result: Result) -> None:
+        """Users of the partition whose state expired, to delete (a few per message)."""
+        result.deletes = self.expiry.due(partition, self._horizon(partition), get_state, result.writes)
 
     def _horizon(self, partition: int) -> int:
         # NEVER (no conversion seen yet on this partition) keeps every touch: nothing is judged yet.

@@ -20,6 +20,12 @@ INTERNAL_TOPICS = (REKEY_TOPIC, TICK_TOPIC)
 #: The app's changelogged tables (user state, touch watermarks), co-partitioned with the inputs.
 TABLES = ("users", "touch-watermarks")
 
+#: `max.message.bytes` set explicitly on every topic the product creates, the users changelog
+#: included: Kafka's default (1 MiB plus the 12-byte log overhead), written down so that a broker
+#: configured lower does not silently refuse state records. The largest state without held
+#: conversions encodes to under `contract.state_codec.MAX_STATE_BYTES` (400 KB), well below it.
+MAX_MESSAGE_BYTES = 1_048_588
+
 
 @dataclass(frozen=True, slots=True)
 class TopicSpec:
@@ -88,7 +94,7 @@ async def create_topics(settings: Settings, specs: list[TopicSpec] | None = None
                 s.name,
                 s.partitions,
                 1,
-                topic_configs={"cleanup.policy": "compact"} if s.compacted else {},
+                topic_configs=topic_configs(s),
             )
             for s in specs
             if s.name not in existing
@@ -100,3 +106,11 @@ async def create_topics(settings: Settings, specs: list[TopicSpec] | None = None
         return result
     finally:
         await admin.close()
+
+
+def topic_configs(spec: TopicSpec) -> dict[str, str]:
+    """The topic-level configs a topic is created with."""
+    configs = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
+    if spec.compacted:
+        configs["cleanup.policy"] = "compact"
+    return configs

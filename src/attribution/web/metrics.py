@@ -10,13 +10,16 @@
 | `attribution_assigned_partitions` | gauge | `topic` | input partitions assigned to this worker |
 | `attribution_config_records_total` | counter | `topic`, `kind` | unusual config records this worker's config agent handled: `restore` (a valid version re-published over an invalid record), `unknown_id` (a delete of an id that does not exist), `unknown_pixel` (a line item naming pixels that do not exist) |
 | `attribution_processing_seconds` | histogram | | time the events agent spends on one record (judging, sending, acknowledgements) |
+| `attribution_state_forgotten_total` | counter | `part` | what a bound of users' state forgot on this worker: `dedup_ids` (the earliest of a user's 256), `touches` (over the caps per advertiser or per user), `counters` (repeat counters over 128 pixels), `expired_users` (states deleted once expired) |
 
 Figures are per worker, as Prometheus expects (sum them across workers). Counters count what was
 published, so a record re-published after a crash (at-least-once delivery) counts again; `/stats`
 is the deduplicated view.
 
 They are fed by a Faust sensor (`MetricsSensor`): Faust calls it for every consumed message, every
-stream event and every send, so the agents need no code of their own for it.
+stream event and every send, so the agents need no code of their own for it. The state counters
+are plain integers the processor keeps (`Processor.forgotten`, `StateExpiry.deleted`), read at
+scrape time (`Metrics.forgotten`), so the hot path pays an addition only when a bound forgets.
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from typing import Any
 import faust
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -71,6 +76,9 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        #: part -> running total of what a state bound forgot; set by the app (`forgotten_counts`).
+        self.forgotten: Callable[[], Mapping[str, int]] = dict
+        r.register(_ForgottenCollector(self))
 
         self.config_notes = Counter(
             "attribution_config_records",
@@ -104,6 +112,23 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _ForgottenCollector(Collector):
+    """`attribution_state_forgotten_total`, read from the processor's running totals."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "attribution_state_forgotten",
+            "What a bound of users' state forgot on this worker, by part.",
+            labels=["part"],
+        )
+        for part, n in sorted(self.metrics.forgotten().items()):
+            family.add_metric([part], n)
+        yield family
 
 
 def output_labels(topic: str, value: bytes | None) -> tuple[str, ...] | None:

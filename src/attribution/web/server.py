@@ -46,6 +46,17 @@ def held_conversions(processor: Processor) -> int:
     return sum(len(p.held) for p in processor.time.partitions.values())
 
 
+def forgotten_counts(processor: Processor) -> dict[str, int]:
+    """What the state's bounds forgot on this worker so far, by part (`attribution_state_forgotten`)."""
+    f = processor.forgotten
+    return {
+        "dedup_ids": f.dedup_ids,
+        "touches": f.touches,
+        "counters": f.counters,
+        "expired_users": processor.expiry.deleted,
+    }
+
+
 def crud_routes(api: Api, kind: Kind) -> dict[str, dict[str, Handler]]:
     """The collection and item routes of one kind (`/pixels`, `/pixels/{id}`, ...)."""
     return {
@@ -78,6 +89,7 @@ def register(app: faust.App, settings: Settings, *, cache: ConfigCache, processo
     sensor = MetricsSensor(metrics, names)
     app.sensors.add(sensor)
     refresh = refresher(sensor, lambda: app.consumer, lambda: held_conversions(processor), lambda: cache.counted)
+    metrics.forgotten = lambda: forgotten_counts(processor)
 
     def scrape() -> bytes:
         refresh()

@@ -1,0 +1,94 @@
+"""Deleting users whose state has expired, so the store holds active users, not every user seen.
+
+A user's state expires when nothing in it can change an answer any more (`domain.state.expires_at`:
+its touches past their retention, its dedup ids and repeat counters past theirs, nothing held).
+Once that time is before the horizon of the user's partition (the earliest timestamp a conversion
+judged from now on can have), the state is deleted: in the stream `del users[key]` within stream
+iteration, which writes a tombstone to the changelog, so a compacted changelog forgets the user too.
+
+`ExpiryIndex` says which users to look at without scanning the table: per partition, a heap of
+`(expires, key)` with one entry per user, pushed when a user's state is first written. An entry is
+a lower bound of the user's expiry (a state only ever gains later timestamps), so it is re-checked
+against the current state when it comes due: deleted if still expired, pushed back with its new
+expiry otherwise (a user holding conversions is looked at again `HELD_RECHECK_MS` later). Each
+check is bounded per call (`CHECKS_PER_EVENT`), so deletion work per event stays small whatever
+the backlog of expired users; entries that come due faster than that are simply deleted a little
+later. The index is rebuilt from the table after recovery, reading each state's expiry and
+partition from the first bytes of its encoded form (`contract.state_codec.read_index`).
+
+`StateExpiry` is the stream's side (encoded states, the processor's `Result`); offline `replay`
+uses `ExpiryIndex` directly on its map of decoded states. Nothing here imports Faust.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+from attribution.contract.state_codec import decode_state, encode_state, has_held, read_index
+from attribution.domain import EMPTY, Config, Limits, UserState
+from attribution.domain.state import latest_use
+from attribution.expiry_index import CHECKS_PER_EVENT, HELD, ExpiryIndex
+
+
+class StateExpiry:
+    """The stream's expiry: encodes states with their expiry, indexes new users, picks the users
+    of a partition to delete. `config` gives the current configuration snapshot."""
+
+    def __init__(self, limits: Limits, config: Callable[[], Config], checks_per_event: int = CHECKS_PER_EVENT) -> None:
+        self.limits = limits
+        self.config = config
+        self.index: ExpiryIndex[bytes] = ExpiryIndex(checks_per_event)
+        #: Users deleted because their state expired (a metric).
+        self.deleted = 0
+
+    def encode(self, key: bytes, before: UserState, state: UserState, partition: int) -> bytes:
+        """The encoded new state of a user, indexed when it is the user's first (`before` is
+        `EMPTY`: nothing for this user in the table)."""
+        expires = latest_use(state, self.config().retention, self.limits)
+        if before is EMPTY:
+            self.index.add(partition, key, expires)
+        return encode_state(state, expires, partition)
+
+    def due(
+        self, partition: int, horizon: int, get_state: Callable[[bytes], bytes | None], writes: Mapping[bytes, bytes]
+    ) -> list[bytes]:
+        """Users of `partition` whose state expired before `horizon`, to delete now (at most a few).
+        Users written by the current record (`writes`) are looked at again later."""
+        if not self.index.any_due(partition, horizon):
+            return []
+        config, limits = self.config(), self.limits
+
+        def check(key: bytes) -> int | None:
+            raw = writes.get(key)
+            if raw is not None:
+                return HELD  # just written: its entry goes back, to be looked at later
+            raw = get_state(key)
+            if not raw:
+                return None
+            if has_held(raw):
+                return HELD
+            expires, _ = read_index(raw)
+            if expires is not None and expires >= horizon:
+                return expires  # still in use by its written expiry: no need to decode
+            # Recompute with the current configuration (a pixel's window may have grown since).
+            return latest_use(decode_state(key.decode(), raw), config.retention, limits)
+
+        expired = self.index.due(partition, horizon, check)
+        self.deleted += len(expired)
+        return expired
+
+    def rebuild(self, items: Iterable[tuple[bytes, bytes | None]]) -> int:
+        """Re-index every user in the table (after recovery); returns how many. A state written
+        by a version that did not record its partition (version 1) is not indexed: it is kept."""
+        entries: dict[int, list[tuple[int, bytes]]] = {}
+        for key, raw in items:
+            if raw and raw.startswith(b"[2,"):
+                i = raw.index(b",", 3)
+                j = raw.index(b",", i + 1)  # `read_index`, inlined: this runs once per user
+                partition = int(raw[i + 1 : j])
+                heap = entries.get(partition)
+                if heap is None:
+                    heap = entries[partition] = []
+                heap.append((int(raw[3:i]), key))
+        self.index.replace(entries)
+        return sum(len(h) for h in entries.values())

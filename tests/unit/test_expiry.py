@@ -1,0 +1,173 @@
+"""Expired users deleted: the expiry index (`attribution.expiry_index`), the stream's side
+(`streaming.expiry`, through `Processor`), replay's side, and the encoded expiry and partition."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from attribution.contract import INPUT_TOPICS
+from attribution.contract.state_codec import decode_state, encode_state, read_index
+from attribution.domain import Config, UserState
+from attribution.expiry_index import HELD, HELD_RECHECK_MS, ExpiryIndex
+from attribution.replay import replay
+from attribution.settings import Settings
+from attribution.streaming.processor import Processor, Result
+from attribution.streaming.topics import INTERNAL_TOPICS
+from helpers import (
+    DAY,
+    T0,
+    click_json,
+    config,
+    conversion_json,
+    impression_json,
+    line,
+    line_item_line,
+    pixel_line,
+)
+
+SETTINGS = Settings()
+NAMES = {SETTINGS.topic(t): t for t in (*INPUT_TOPICS, *INTERNAL_TOPICS)}
+
+# --- the index ----------------------------------------------------------------------------------
+
+
+def test_an_entry_due_is_deleted_only_if_its_current_expiry_is_still_before_the_horizon() -> None:
+    index: ExpiryIndex[str] = ExpiryIndex()
+    for key, expires in (("gone", 10), ("expired", 20), ("active", 30), ("later", 500)):
+        index.add(0, key, expires)
+    current = {"expired": 20, "active": 400, "later": 500}
+
+    assert index.due(0, 100, current.get) == ["expired"]
+    assert index.heaps[0] == [(400, "active"), (500, "later")]  # pushed back with its new expiry
+
+
+def test_a_user_holding_conversions_is_looked_at_again_later() -> None:
+    index: ExpiryIndex[str] = ExpiryIndex()
+    index.add(0, "u", 10)
+
+    assert index.due(0, 100, lambda key: HELD) == []
+    assert index.heaps[0] == [(100 + HELD_RECHECK_MS, "u")]
+
+
+def test_the_work_per_call_is_bounded() -> None:
+    index: ExpiryIndex[int] = ExpiryIndex(checks_per_call=3)
+    for key in range(10):
+        index.add(0, key, key)
+
+    assert index.due(0, 100, lambda key: key) == [0, 1, 2]
+    assert index.due(0, 100, lambda key: key) == [3, 4, 5]
+    assert len(index) == 4
+
+
+def test_partitions_are_independent() -> None:
+    index: ExpiryIndex[str] = ExpiryIndex()
+    index.add(0, "a", 10)
+    index.add(1, "b", 10)
+
+    assert not index.any_due(2, 100)
+    assert index.due(1, 100, lambda key: 10) == ["b"]
+    assert index.any_due(0, 100)
+
+
+# --- the encoded expiry and partition -----------------------------------------------------------
+
+
+def test_the_expiry_and_partition_are_read_from_the_first_bytes_of_an_encoded_state() -> None:
+    state = UserState(processed=(("c1", T0),), watermark=T0)
+    raw = encode_state(state, T0 + 7 * DAY, 3)
+
+    assert read_index(raw) == (T0 + 7 * DAY, 3)
+    assert decode_state("u", raw) == state
+
+
+def test_a_state_written_before_expiry_existed_is_still_read() -> None:
+    v1 = orjson.dumps([1, T0, [], [[5, T0]], [["c1", T0]], []])
+
+    assert read_index(v1) == (None, None)
+    assert decode_state("u", v1) == UserState(counted=((5, T0),), processed=(("c1", T0),), watermark=T0)
+
+
+# --- the stream: Processor ----------------------------------------------------------------------
+
+
+class Stream:
+    def __init__(self, cfg: Config | None = None) -> None:
+        self.config = config() if cfg is None else cfg
+        self.processor = Processor(SETTINGS, NAMES, lambda: self.config, clock=lambda: 0.0)
+        self.table: dict[bytes, bytes] = {}
+        self.offset = 0
+
+    def event(self, name: str, record: dict[str, Any], partition: int = 0) -> Result:
+        self.offset += 1
+        result = self.processor.handle(
+            name, record["user_id"].encode(), orjson.dumps(record), partition, self.offset, None, self.table.get
+        )
+        self.table.update(result.writes)
+        for key in result.deletes:
+            del self.table[key]
+        return result
+
+
+def test_a_user_whose_state_expired_before_the_partitions_horizon_is_deleted() -> None:
+    stream = Stream()
+    stream.event("clicks", click_json(user_id="old", timestamp=T0))  # kept 14 days (default pixel)
+    stream.event("clicks", click_json(user_id="new", timestamp=T0 + 15 * DAY))
+    stream.event("impressions", impression_json(user_id="new", timestamp=T0 + 15 * DAY))  # touch streams pass
+    before = stream.event("conversions", conversion_json(user_id="new", timestamp=T0 + 14 * DAY))
+    assert before.deletes == []  # the horizon is at the click's expiry, not past it
+
+    result = stream.event("conversions", conversion_json(user_id="new", timestamp=T0 + 14 * DAY + 1))
+
+    assert result.deletes == [b"old"]
+    assert set(stream.table) == {b"new"}
+    assert stream.processor.expiry.deleted == 1
+
+
+def test_a_user_active_again_is_not_deleted_but_looked_at_later() -> None:
+    stream = Stream()
+    stream.event("clicks", click_json(user_id="u", timestamp=T0))
+    stream.event("impressions", impression_json(user_id="u", timestamp=T0 + 20 * DAY))
+    result = stream.event("conversions", conversion_json(user_id="bystander", timestamp=T0 + 15 * DAY))
+
+    assert result.deletes == []
+    assert b"u" in stream.table
+    assert (T0 + 21 * DAY, b"u") in stream.processor.expiry.index.heaps[0]  # the impression's expiry
+
+
+def test_a_user_holding_a_conversion_is_never_deleted() -> None:
+    stream = Stream()
+    stream.event("conversions", conversion_json(user_id="u", timestamp=T0))  # held: no touch stream yet
+    assert stream.processor.time.of(0).held
+    result = stream.event("conversions", conversion_json(user_id="b", timestamp=T0 + 100 * DAY))
+
+    assert b"u" in stream.table
+    assert b"u" not in result.deletes
+
+
+def test_the_index_is_rebuilt_from_the_table_after_recovery() -> None:
+    stream = Stream()
+    stream.event("clicks", click_json(user_id="a", timestamp=T0), partition=2)
+    stream.event("clicks", click_json(user_id="b", timestamp=T0 + DAY), partition=1)
+    fresh = Processor(SETTINGS, NAMES, lambda: stream.config, clock=lambda: 0.0)
+
+    fresh.rebuild(lambda: list(stream.table.items()))
+
+    assert fresh.expiry.index.heaps == {2: [(T0 + 14 * DAY, b"a")], 1: [(T0 + 15 * DAY, b"b")]}
+
+
+# --- replay -------------------------------------------------------------------------------------
+
+
+def test_replay_drops_users_whose_state_expired_and_answers_the_same() -> None:
+    lines = [line("clicks", click_json(user_id=f"u{i}", event_id=f"k{i}", timestamp=T0 + i * DAY)) for i in range(40)]
+    lines += [pixel_line(), line_item_line()]
+    lines += [line("conversions", conversion_json(user_id="u39", timestamp=T0 + 39 * DAY + 1))]
+
+    result = replay(lines)
+
+    assert result.expired == 26  # clicks 14 days or more before the last event: u0 to u25
+    assert len(result.users) == 14
+    [attributed] = [orjson.loads(v) for v in result.outputs["attributed-conversions"]]
+    assert attributed["touch_event_id"] == "k39"
