@@ -19,7 +19,7 @@ from attribution.contract.state_codec import decode_state
 from attribution.domain import Config, UserState
 from attribution.settings import Settings
 from attribution.streaming.event_time import LAG_SOURCES, PERSIST_EVERY_S
-from attribution.streaming.processor import SOURCE_HEADER, Processor, Result
+from attribution.streaming.processor import MAX_HELD_PER_USER, SOURCE_HEADER, Processor, Result
 from attribution.streaming.topics import INTERNAL_TOPICS, REKEY_TOPIC, TICK_TOPIC
 from helpers import (
     HOUR,
@@ -524,3 +524,17 @@ def test_the_cache_keeps_at_most_its_size_dropping_the_least_recently_used() -> 
     h.event("clicks", click_json(user_id="u1", event_id="c-u1-again", timestamp=T0 + 2))
     assert list(h.processor._decoded) == [b"u2", b"u1"]
     assert [t.event_id for t in h.state("u1").touches] == ["c-u1", "c-u1-again"]
+
+
+def test_a_user_holding_too_many_conversions_has_the_earliest_judged_at_once() -> None:
+    h = Harness()
+    h.event("clicks", click_json(event_id="c1", timestamp=T0 - MINUTE))
+    for i in range(MAX_HELD_PER_USER):
+        h.event("conversions", conversion_json(event_id=f"v{i}", timestamp=T0 + i))
+    assert len(h.state().held) == MAX_HELD_PER_USER
+    result = h.event("conversions", conversion_json(event_id="last", timestamp=T0 + 10_000))
+    [(out, _, record)] = decoded(result.sends)
+    assert (out, record["conversion_id"], record["touch_event_id"]) == ("attributed-conversions", "v0", "c1")
+    held = [c.event_id for c, _ in h.state().held]
+    assert len(held) == MAX_HELD_PER_USER
+    assert (held[0], held[-1]) == ("v1", "last")

@@ -45,6 +45,10 @@ StateGetter = Callable[[bytes], bytes | None]
 
 #: Header of a re-keyed record naming its original topic (default name).
 SOURCE_HEADER = "attribution-source"
+#: Conversions one user may hold (`event_time`); past it the earliest is judged at once. With the
+#: other bounds of a user's state (README, "How long a user's state is kept") the largest state
+#: record stays under the topics' `max.message.bytes`.
+MAX_HELD_PER_USER = 500
 #: Decoded states kept per worker (least recently used dropped): a few KiB each.
 STATE_CACHE_SIZE = 20_000
 
@@ -136,7 +140,15 @@ class Processor:
             new_state = hold(state, record, partition)
             if new_state is not state:
                 self.time.held(partition, record.timestamp, user_key, self.clock())
-                self._emit(user_key, state, new_state, (), result)
+                outputs: tuple[Output, ...] = ()
+                if len(new_state.held) > MAX_HELD_PER_USER:
+                    # One user's state must stay a record the broker accepts: past the cap, the
+                    # user's earliest held conversion is judged now, with the touches seen so far.
+                    earliest = min(conv.timestamp for conv, _ in new_state.held)
+                    new_state, outputs = release(
+                        new_state, earliest, self.config(), self.limits, self._horizon(partition), self.forgotten
+                    )
+                self._emit(user_key, state, new_state, outputs, result)
         self._expire(partition, get_state, result)
         return result
 

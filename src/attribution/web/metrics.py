@@ -156,6 +156,8 @@ class MetricsSensor(faust.Sensor):
         self.names = names
         #: (actual topic, partition) -> offset of the next record this worker will read
         self.positions: dict[tuple[str, int], int] = {}
+        #: (tp, offset) -> when the events agent took the record (until it acks it)
+        self._taken_at: dict[tuple[Any, int], float] = {}
 
     def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
         name = self.names.get(tp.topic)
@@ -164,11 +166,19 @@ class MetricsSensor(faust.Sensor):
             self.positions[(tp.topic, tp.partition)] = offset + 1
 
     def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> dict[str, float] | None:
-        return {"started": time.perf_counter()} if self.names.get(tp.topic) in EVENT_AGENT_TOPICS else None
+        if self.names.get(tp.topic) not in EVENT_AGENT_TOPICS:
+            return None
+        started = self._taken_at[(tp, offset)] = time.perf_counter()
+        return {"started": started}
 
     def on_stream_event_out(self, tp: Any, offset: int, stream: Any, event: Any, state: Any = None) -> None:
+        # The events agent acks by hand (after the record is fully handled), and Faust's manual
+        # ack passes no sensor state: the start time is kept here by position.
+        started = self._taken_at.pop((tp, offset), None)
         if state:
-            self.metrics.processing.observe(time.perf_counter() - state["started"])
+            started = state["started"]
+        if started is not None:
+            self.metrics.processing.observe(time.perf_counter() - started)
 
     def on_send_initiated(self, producer: Any, topic: str, message: Any, keysize: int, valsize: int) -> Any:
         name = self.names.get(topic)
