@@ -113,8 +113,18 @@ def measure(mode: str, path: Path) -> dict[str, Any]:
         "seconds": round(seconds, 2),
         "cpu_seconds": round(time.process_time() - cpu, 2),
         "events_per_s": round(events / seconds) if seconds else 0,
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_mib": round(peak_rss_kib() / 1024),
     }
+
+
+def peak_rss_kib() -> int:
+    """This process's peak resident set (VmHWM). Unlike `getrusage`'s maxrss, which a child keeps
+    from its parent across fork and exec, it counts this program only."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def run_child(mode: str, path: Path, before: str | None) -> dict[str, Any]:
