@@ -370,6 +370,7 @@ def markdown(r: dict[str, Any]) -> str:
         ("events replayed", f"{rp['events']:,} ({fl['lines']:,} input lines, {fl['bytes'] / 1e6:,.1f} MB)"),
         ("replay wall time", f"{rp['seconds']:.2f} s (of which cyclic GC {rp['gc_seconds']:.2f} s)"),
         ("**replay throughput**", f"**{rp['events_per_s']:,} events/s** ({rp['us_per_event']} µs/event)"),
+        ("replay vs bare orjson parse of the same lines", _vs_parse(r)),
         (
             "replay CPU time (process)",
             f"{rp['cpu_seconds']:.2f} s = {rp['events_per_cpu_s']:,} events per CPU-second",
@@ -413,6 +414,13 @@ def markdown(r: dict[str, Any]) -> str:
         cells = f"{ph['seconds']:.2f} | {ph['gc_seconds']:.2f} | {ph['us_per_event']:.2f} | {share} | {rate}"
         lines.append(f"| {name} | {cells} |")
     return "\n".join(lines)
+
+
+def _vs_parse(r: dict[str, Any]) -> str:
+    parse = r["phases"].get("parse", {}).get("seconds", 0)
+    if not parse or not r["replay"]["seconds"]:
+        return "-"
+    return f"{parse / r['replay']['seconds']:.3f} (parse alone {r['file']['lines'] / parse:,.0f} lines/s)"
 
 
 def parser() -> argparse.ArgumentParser:

@@ -1,102 +1,120 @@
-"""Offline replay: the engine over a file of records, no broker, same rules as the stream.
+"""Offline replay: the engine over files of records, no broker, same rules as the stream.
 
 Input: JSON lines `{"topic": NAME, "key": optional, "value": record | null | "raw text"}` with the
-default topic names of DESIGN §2.1. A string `value` is taken as the record's raw bytes (so bad
-payloads can be replayed too); a null value on `pixels`/`line-items` deletes that id.
+default topic names. A string `value` is taken as the record's raw bytes (so bad payloads can be
+replayed too); a null value on `pixels`/`line-items` deletes that id. Several inputs (for example
+one dump per topic) replay as if they were one file, the inputs concatenated in the order given.
 
-Order: config records first, in file order (the last valid write per id wins; an invalid one is a
+Order: config records first, in input order (the last valid write per id wins; an invalid one is a
 dead letter and the previous version stays); then events by timestamp, touches before conversions
-at equal timestamps, file order otherwise. Dead letters come out in file order; the partition of a
-replayed record is 0 and its offset counts the records of its topic in the file, as if the file had
-been produced to single-partition topics.
+at equal timestamps, input order otherwise. Dead letters come out in input order; the partition of
+a replayed record is 0 and its offset counts the records of its topic in its input, as if each
+input had been produced to single-partition topics.
 
-Memory: a user whose state has expired (`domain.state.expires_at` before the current event's
-timestamp) is dropped from the map of states by the stream's own `ExpiryIndex`, so replay holds
-the users active within the retention windows, not every user of the file; `ReplayResult.users`
-holds the states left at the end.
+Memory is bounded whatever the input's size: inputs that are topic dumps (events in time order,
+config first) are merged as they are read, others sorted in runs spilled to temporary files
+(`attribution.replay_order`); outputs go to a sink as they are made (`attribution.replay_sink`).
+A user whose state has expired (`domain.state.expires_at` before the current event's timestamp)
+is dropped from the map of states by the stream's own `ExpiryIndex`, so replay holds the users
+active within the retention windows, not every user of the input; `ReplayResult.users` holds the
+states left at the end.
 """
 
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Protocol
 
-import orjson
-
-from attribution.contract import INPUT_TOPICS, dead_letter, decode_value, encode, topic_of
-from attribution.contract.codec import parse_json
-from attribution.domain import (
-    DEFAULT_LIMITS,
-    EMPTY,
-    Config,
-    Conversion,
-    Limits,
-    LineItem,
-    Pixel,
-    Touch,
-    UserState,
-    step,
-)
+from attribution.contract import encode, topic_of
+from attribution.domain import DEFAULT_LIMITS, EMPTY, Config, Limits, UserState, step
 from attribution.domain.state import latest_use
-from attribution.errors import InvalidJson, RecordError
 from attribution.expiry_index import ExpiryIndex
+from attribution.replay_input import Appender, Unordered, config_id
+from attribution.replay_order import RUN_EVENTS, ExternalSort, Input, Order, Streaming, Workspace, sources_of
+from attribution.replay_sink import OUTPUT_FILES, FileSink, MemorySink
 
-OUTPUT_FILES = {
-    "attributed-conversions": "attributed-conversions.jsonl",
-    "unattributed-conversions": "unattributed-conversions.jsonl",
-    "piggyback-fires": "piggyback-fires.jsonl",
-    "dead-letters": "dead-letters.jsonl",
-}
+__all__ = ["OUTPUT_FILES", "FileSink", "MemorySink", "ReplayResult", "config_id", "replay", "replay_inputs"]
 
 Progress = Callable[[int], None]
 
 
+class Sink(Protocol):
+    @property
+    def channels(self) -> Mapping[str, Appender]: ...
+
+    @property
+    def counts(self) -> dict[str, int]: ...
+
+    def reset(self) -> None: ...
+
+
 @dataclass
 class ReplayResult:
-    """Encoded output record values by output topic, in emission order."""
+    """Encoded output record values by output topic, in emission order (when replayed into
+    memory; empty lists otherwise), and the number of records per output topic."""
 
     outputs: dict[str, list[bytes]] = field(default_factory=lambda: {t: [] for t in OUTPUT_FILES})
     users: dict[str, UserState] = field(default_factory=dict)
     events: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
     expired: int = 0  # users dropped from `users` because their state expired
-
-
-@dataclass
-class _Loaded:
-    pixels: dict[int, Pixel] = field(default_factory=dict)
-    line_items: dict[int, LineItem] = field(default_factory=dict)
-    # (timestamp, 0 touch / 1 conversion, file order, event)
-    events: list[tuple[int, int, int, Touch | Conversion]] = field(default_factory=list)
 
 
 def replay(
     lines: Iterable[bytes],
     limits: Limits = DEFAULT_LIMITS,
     progress: Progress | None = None,
+    *,
+    run_events: int = RUN_EVENTS,
 ) -> ReplayResult:
-    """Replay JSON lines; see the module docstring for the format and the ordering."""
+    """Replay JSON lines into memory; see the module docstring for the format and the ordering."""
+    sink = MemorySink()
+    result = replay_inputs([lines], sink, limits, progress, run_events=run_events)
+    result.outputs = sink.channels
+    return result
+
+
+def replay_inputs(
+    inputs: Sequence[Input],
+    sink: Sink,
+    limits: Limits = DEFAULT_LIMITS,
+    progress: Progress | None = None,
+    *,
+    run_events: int = RUN_EVENTS,
+) -> ReplayResult:
+    """Replay inputs (paths, lists of lines or iterables of lines) into `sink`, in bounded memory.
+
+    Tries the streaming merge first; at the first sign that an input is not a topic dump, the
+    sink is reset and the inputs are read again and sorted externally (runs of `run_events`).
+    """
     # Records, states and outputs form no reference cycles: the cyclic collector would only walk
     # millions of young objects again and again (a quarter of the run time on 1M events).
     collecting = gc.isenabled()
     gc.disable()
+    workspace = Workspace()
     try:
-        return _replay(lines, limits, progress)
+        sources = sources_of(inputs, workspace)
+        dead = sink.channels["dead-letters"]
+        try:
+            return _replay(Streaming(sources, dead), sink, limits, progress)
+        except Unordered:
+            sink.reset()
+        return _replay(ExternalSort(sources, dead, workspace, run_events), sink, limits, progress)
     finally:
+        workspace.close()
         if collecting:
             gc.enable()
 
 
-def _replay(lines: Iterable[bytes], limits: Limits, progress: Progress | None) -> ReplayResult:
+def _replay(order: Order, sink: Sink, limits: Limits, progress: Progress | None) -> ReplayResult:
     result = ReplayResult()
-    dead = result.outputs["dead-letters"]
-    loaded = _load(lines, dead, progress)
-    config = Config(loaded.pixels, loaded.line_items)
-    events = loaded.events
-    events.sort(key=_order)
+    order.prime()
+    config = Config(order.pixels, order.line_items)
     users = result.users
-    outs = result.outputs
+    outs = sink.channels
+    # Expiry state lives here: `_replay` may run twice in one replay (merge, then sort).
     index: ExpiryIndex[str] = ExpiryIndex()
     retention = config.retention
 
@@ -104,7 +122,8 @@ def _replay(lines: Iterable[bytes], limits: Limits, progress: Progress | None) -
         state = users.get(uid)
         return None if state is None else latest_use(state, retention, limits)
 
-    for n, (ts, _, _, event) in enumerate(events, 1):
+    n = 0
+    for n, (ts, _, _, _, event) in enumerate(order.rows(), 1):
         uid = event.user_id
         before = users.get(uid)
         state, outputs = step(EMPTY if before is None else before, event, config, limits)
@@ -119,76 +138,7 @@ def _replay(lines: Iterable[bytes], limits: Limits, progress: Progress | None) -
             outs[topic_of(out)].append(encode(out))
         if progress is not None and not n % 65536:
             progress(65536)
-    result.events = len(events)
+    order.finish()
+    result.events = n
+    result.counts = sink.counts
     return result
-
-
-def _order(item: tuple[int, int, int, Touch | Conversion]) -> tuple[int, int, int]:
-    return item[0], item[1], item[2]
-
-
-def _load(lines: Iterable[bytes], dead: list[bytes], progress: Progress | None) -> _Loaded:
-    loaded = _Loaded()
-    offsets = dict.fromkeys(INPUT_TOPICS, 0)
-    for lineno, line in enumerate(_nonblank(lines, progress)):
-        topic = "<input>"
-        raw: bytes | None = None
-        try:
-            entry = parse_json(line)
-            if not isinstance(entry, dict) or entry.get("topic") not in offsets:
-                raise InvalidJson(_bad_line(entry), "topic", code="invalid_line")
-            topic = entry["topic"]
-            offset = offsets[topic]
-            offsets[topic] = offset + 1
-            value = entry.get("value")
-            if isinstance(value, str):
-                raw = value.encode("utf-8", "surrogateescape")
-                value = parse_json(raw)
-            elif value is not None:
-                raw = None  # serialised only if it turns out to be bad
-            _apply(loaded, topic, entry.get("key"), value, lineno)
-        except RecordError as exc:
-            if topic == "<input>":
-                dead.append(encode(dead_letter(exc, topic, 0, lineno, line)))
-            else:
-                if raw is None and entry.get("value") is not None:
-                    raw = orjson.dumps(entry["value"])
-                dead.append(encode(dead_letter(exc, topic, 0, offset, raw)))
-    return loaded
-
-
-def _apply(loaded: _Loaded, topic: str, key: Any, value: Any, lineno: int) -> None:
-    if value is None and topic in ("pixels", "line-items"):
-        config: dict[int, Any] = loaded.pixels if topic == "pixels" else loaded.line_items
-        config.pop(config_id(key), None)  # a tombstone: delete
-        return
-    obj = decode_value(topic, value)
-    if isinstance(obj, Pixel):
-        loaded.pixels[obj.id] = obj
-    elif isinstance(obj, LineItem):
-        loaded.line_items[obj.id] = obj
-    else:
-        loaded.events.append((obj.timestamp, 1 if isinstance(obj, Conversion) else 0, lineno, obj))
-
-
-def config_id(key: Any) -> int:
-    """The id of a config record from its key (an int, or its decimal text)."""
-    if isinstance(key, int) and not isinstance(key, bool) and key > 0:
-        return key
-    if isinstance(key, (str, bytes)) and key.strip().isdigit() and int(key) > 0:
-        return int(key)
-    raise InvalidJson(f"key: {key!r} is not a config id (a positive integer)", "key", code="invalid_key")
-
-
-def _bad_line(entry: Any) -> str:
-    if not isinstance(entry, dict):
-        return "line: expected an object with topic, key and value"
-    return f"topic: {entry.get('topic')!r} is not one of {', '.join(INPUT_TOPICS)}"
-
-
-def _nonblank(lines: Iterable[bytes], progress: Progress | None) -> Iterator[bytes]:
-    for n, line in enumerate(lines, 1):
-        if progress is not None and not n % 65536:
-            progress(65536)
-        if line.strip():
-            yield line

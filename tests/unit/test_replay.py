@@ -447,6 +447,30 @@ def test_the_replay_command_reads_standard_input_for_a_dash(tmp_path: Path) -> N
     assert [r["conversion_id"] for r in read_outputs(tmp_path)["attributed-conversions.jsonl"]] == ["c"]
 
 
+def test_the_replay_command_replays_one_file_per_topic_like_the_files_concatenated(
+    scenario_file: Path, tmp_path: Path
+) -> None:
+    lines = [x for x in scenario_lines() if x.strip()]
+    by_topic: dict[str, list[bytes]] = {}
+    for x in lines:
+        entry = orjson.loads(x) if x.startswith(b"{") else {}
+        topic = entry.get("topic") if isinstance(entry.get("topic"), str) else "other"
+        by_topic.setdefault(topic, []).append(x)
+    paths = []
+    for n, (topic, records) in enumerate(by_topic.items()):
+        paths.append(tmp_path / f"{n}-{topic}.jsonl")
+        paths[-1].write_bytes(b"\n".join(records) + b"\n")
+    expected = replay([x for records in by_topic.values() for x in records])
+
+    result = CliRunner().invoke(main, ["replay", *map(str, paths), "--out", str(tmp_path / "out")])
+
+    assert result.exit_code == 0, result.output
+    for topic, name in OUTPUT_FILES.items():
+        if topic != "dead-letters":  # a dead letter's offset counts within its own file
+            assert (tmp_path / "out" / name).read_bytes() == b"".join(r + b"\n" for r in expected.outputs[topic])
+    assert expected.outputs["attributed-conversions"]
+
+
 def test_the_replay_command_writes_empty_files_for_an_empty_input(tmp_path: Path) -> None:
     (tmp_path / "empty.jsonl").write_bytes(b"")
 

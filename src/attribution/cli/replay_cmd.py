@@ -1,4 +1,4 @@
-"""`attribution replay INPUT --out DIR`."""
+"""`attribution replay INPUT... --out DIR`."""
 
 from __future__ import annotations
 
@@ -11,44 +11,56 @@ import click
 from tqdm import tqdm
 
 from attribution.cli.common import settings_from
-from attribution.replay import OUTPUT_FILES, replay
+from attribution.replay import OUTPUT_FILES, FileSink, replay_inputs
+from attribution.replay_order import Input, split_lines
 
 
 @click.command("replay")
-@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument(
+    "input_paths", metavar="INPUT...", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True)
+)
 @click.option(
     "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Directory for the output files."
 )
 @click.option(
     "--progress/--no-progress", default=None, help="Progress bar on stderr (default: when stderr is a terminal)."
 )
-def replay_cmd(input_path: str, out_dir: str, progress: bool | None) -> None:
-    """Replay a JSON-lines file of records through the engine, offline.
+def replay_cmd(input_paths: tuple[str, ...], out_dir: str, progress: bool | None) -> None:
+    """Replay JSON-lines files of records through the engine, offline.
 
-    Each line is {"topic": NAME, "key": ..., "value": record or null}. Writes one file per output
-    topic into --out: attributed-conversions.jsonl, unattributed-conversions.jsonl,
-    piggyback-fires.jsonl, dead-letters.jsonl.
+    Each line is {"topic": NAME, "key": ..., "value": record or null}. Several INPUTs (for example
+    one dump per topic) replay as one file, concatenated in the order given; "-" is standard input.
+    Memory stays bounded whatever the size: inputs in time order are merged as they are read,
+    others sorted through temporary files (in TMPDIR). Writes one file per output topic into
+    --out: attributed-conversions.jsonl, unattributed-conversions.jsonl, piggyback-fires.jsonl,
+    dead-letters.jsonl.
     """
     settings = settings_from()
-    try:
-        data = sys.stdin.buffer.read() if input_path == "-" else Path(input_path).read_bytes()
-    except OSError as exc:
-        raise click.UsageError(f"cannot read {input_path}: {exc.strerror or exc}") from None
+    inputs: list[Input] = []
+    for path in input_paths:
+        if path == "-":
+            inputs.append(split_lines(sys.stdin.buffer))
+            continue
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise click.UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+        inputs.append(Path(path))
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
+        sink = FileSink(out)
     except OSError as exc:
         raise click.UsageError(f"cannot create --out {out_dir}: {exc.strerror or exc}") from None
     started = time.perf_counter()
-    lines = data.splitlines()
-    with tqdm(total=2 * len(lines), unit="rec", unit_scale=True, disable=_no_bar(progress), file=sys.stderr) as bar:
-        result = replay(lines, settings.limits, progress=bar.update)
+    try:
+        with tqdm(unit="event", unit_scale=True, disable=_no_bar(progress), file=sys.stderr) as bar:
+            result = replay_inputs(inputs, sink, settings.limits, progress=bar.update)
+    finally:
+        sink.close()
     elapsed = time.perf_counter() - started
-    for topic, name in OUTPUT_FILES.items():
-        records = result.outputs[topic]
-        with open(out / name, "wb") as f:
-            f.write(b"".join(r + b"\n" for r in records))
-    counts = ", ".join(f"{len(result.outputs[t])} {t}" for t in OUTPUT_FILES)
+    counts = ", ".join(f"{result.counts[t]} {t}" for t in OUTPUT_FILES)
     rate = result.events / elapsed if elapsed else 0.0
     click.echo(f"replayed {result.events} events in {elapsed:.2f}s ({rate:,.0f}/s): {counts}", err=True)
 

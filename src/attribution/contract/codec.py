@@ -13,7 +13,8 @@ from typing import Any
 
 import orjson
 
-from attribution.contract.schemas import validator
+from attribution.contract.fastpath import field_reader
+from attribution.contract.schemas import load_schema, validator
 from attribution.domain import (
     AttributedConversion,
     Conversion,
@@ -85,10 +86,34 @@ def reject_oversized(headers: Sequence[tuple[str, bytes]] | None) -> None:
             raise InvalidEncoding(why, code="record_too_large")
 
 
+_TOUCH_FIELDS = (
+    "event_id",
+    "user_id",
+    "timestamp",
+    "advertiser_id",
+    "line_item_id",
+    "creative_id",
+    "auction_id",
+    "campaign_id",
+    "imp_type",
+)
+_CONVERSION_FIELDS = ("event_id", "pixel_id", "user_id", "timestamp", "value", "order_id", "other")
+
+
 def _touch_decoder(kind: str, schema: str) -> Any:
     validate = validator(schema)
+    # A schema without `imp_type` (clicks): the fast path reads the other fields and takes only
+    # records without one, which decode to the default imp_type either way.
+    with_imp_type = "imp_type" in load_schema(schema)["properties"]
+    fields = _TOUCH_FIELDS if with_imp_type else _TOUCH_FIELDS[:-1]
+    fast = field_reader(load_schema(schema), fields) or _never
 
     def decode_touch(obj: Any) -> Touch:
+        # Plainly valid records (nearly all) are checked and read in one pass; the others go
+        # through the full validator, which accepts them or says exactly what is wrong.
+        values = fast(obj)
+        if values is not None and (with_imp_type or "imp_type" not in obj):
+            return Touch(kind, *values)  # type: ignore[arg-type]
         d = validate(obj)
         return Touch(
             kind,  # type: ignore[arg-type]
@@ -107,6 +132,9 @@ def _touch_decoder(kind: str, schema: str) -> Any:
 
 
 def _decode_conversion(obj: Any) -> Conversion:
+    values = _fast_conversion(obj)
+    if values is not None:
+        return Conversion(*values)
     d = _validate_conversion(obj)
     return Conversion(
         d["event_id"],
@@ -152,7 +180,12 @@ def _decode_line_item(obj: Any) -> LineItem:
     return LineItem(int(d["id"]), int(d["advertiser_id"]), d["state"], links, d.get("name"))
 
 
+def _never(obj: Any) -> None:
+    return None
+
+
 _validate_conversion = validator("conversion")
+_fast_conversion = field_reader(load_schema("conversion"), _CONVERSION_FIELDS) or _never
 _validate_pixel = validator("pixel", InvalidConfig, defaults=True)
 _validate_line_item = validator("line_item", InvalidLineItem, defaults=True)
 

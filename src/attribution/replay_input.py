@@ -1,0 +1,140 @@
+"""Reading replay inputs: JSON lines to dead letters, configuration and keyed events, one input at a time.
+
+A replay input is a file (or a list of lines) of `{"topic": NAME, "key": ..., "value": ...}` lines.
+`Reader` turns one input into:
+
+* dead letters, in the input's order, appended to the `dead` list it is given;
+* configuration writes and tombstones, applied in the input's order to the shared `pixels` and
+  `line_items` maps (the last valid write per id wins; an invalid one leaves the previous version);
+* events as `Row`s `(timestamp, rank, input, line, event)`, where `rank` is 0 for a touch and 1 for
+  a conversion, `input` the input's index and `line` the index of the line among the input's
+  non-blank lines. Sorting rows sorts events into replay order: by timestamp, touches before
+  conversions at equal timestamps, then input order (input index, then line), which is the order
+  of the inputs concatenated. The event itself is never compared: `(input, line)` is unique.
+
+With `strict`, the reader also checks that the input is a "topic dump": its events in
+non-decreasing (timestamp, rank) and no configuration record after its first event. It raises
+`Unordered` at the first record that breaks this, so a replay can stream and merge such inputs
+without holding them, and sort otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, MutableMapping
+from typing import Any, Protocol
+
+import orjson
+
+from attribution.contract import INPUT_TOPICS, dead_letter, decode_value, encode
+from attribution.contract.codec import parse_json
+from attribution.domain import Conversion, LineItem, Pixel, Touch
+from attribution.errors import InvalidJson, RecordError
+
+Event = Touch | Conversion
+#: (timestamp ms, 0 touch / 1 conversion, input index, line index, event)
+Row = tuple[int, int, int, int, Event]
+
+_CONFIG_TOPICS = ("pixels", "line-items")
+
+
+class Unordered(Exception):
+    """An input is not a topic dump: an event out of order, or a config record after an event."""
+
+
+class Appender(Protocol):
+    def append(self, item: bytes, /) -> None: ...
+
+
+class Reader:
+    """One input, read once, in order; iterate it for its event rows (see the module docstring)."""
+
+    def __init__(
+        self,
+        index: int,
+        lines: Iterable[bytes],
+        pixels: MutableMapping[int, Pixel],
+        line_items: MutableMapping[int, LineItem],
+        dead: Appender,
+        strict: bool,
+    ) -> None:
+        self.index = index
+        self.lines = lines
+        self.pixels = pixels
+        self.line_items = line_items
+        self.dead = dead
+        self.strict = strict
+
+    def __iter__(self) -> Iterator[Row]:
+        index, strict, dead = self.index, self.strict, self.dead
+        pixels, line_items = self.pixels, self.line_items
+        offsets = dict.fromkeys(INPUT_TOPICS, 0)
+        last = (-1, 0)  # (timestamp, rank) of the latest event, for the topic-dump check
+        lineno = -1
+        for line in self.lines:
+            if not line.strip():
+                continue
+            lineno += 1
+            topic = "<input>"
+            offset = lineno
+            entry: Any = None
+            try:
+                entry = parse_json(line)
+                if type(entry) is not dict or entry.get("topic") not in offsets:
+                    raise InvalidJson(_bad_line(entry), "topic", code="invalid_line")
+                topic = entry["topic"]
+                offset = offsets[topic]
+                offsets[topic] = offset + 1
+                value = entry.get("value")
+                if type(value) is str:
+                    value = parse_json(value.encode("utf-8", "surrogateescape"))
+                if topic in _CONFIG_TOPICS:
+                    if strict and last[0] >= 0:
+                        raise Unordered(f"input {index}, line {lineno}: a {topic} record after an event")
+                    _apply_config(pixels if topic == "pixels" else line_items, entry.get("key"), topic, value)
+                    continue
+                obj = decode_value(topic, value)
+            except RecordError as exc:
+                dead.append(encode(dead_letter(exc, topic, 0, offset, _payload(line, topic, entry))))
+                continue
+            rank = 1 if topic == "conversions" else 0
+            ts: int = obj.timestamp  # type: ignore[union-attr]  # events only past this point
+            if strict:
+                if ts < last[0] or (ts == last[0] and rank < last[1]):
+                    raise Unordered(f"input {index}, line {lineno}: an event older than the one before it")
+                last = (ts, rank)
+            yield ts, rank, index, lineno, obj  # type: ignore[misc]
+
+
+def _apply_config(target: MutableMapping[int, Any], key: Any, topic: str, value: Any) -> None:
+    if value is None:
+        target.pop(config_id(key), None)  # a tombstone: delete
+        return
+    obj = decode_value(topic, value)
+    target[obj.id] = obj  # type: ignore[union-attr]  # config topics decode to Pixel / LineItem
+
+
+def _payload(line: bytes, topic: str, entry: Any) -> bytes | None:
+    """The bytes a dead letter carries: the line for a bad line, else the record's value."""
+    if topic == "<input>":
+        return line
+    value = entry.get("value")
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape")
+    return orjson.dumps(value)
+
+
+def config_id(key: Any) -> int:
+    """The id of a config record from its key (an int, or its decimal text)."""
+    if isinstance(key, int) and not isinstance(key, bool) and key > 0:
+        return key
+    if isinstance(key, (str, bytes)) and key.strip().isdigit() and int(key) > 0:
+        return int(key)
+    raise InvalidJson(f"key: {key!r} is not a config id (a positive integer)", "key", code="invalid_key")
+
+
+def _bad_line(entry: Any) -> str:
+    if not isinstance(entry, dict):
+        return "line: expected an object with topic, key and value"
+    return f"topic: {entry.get('topic')!r} is not one of {', '.join(INPUT_TOPICS)}"
