@@ -185,7 +185,7 @@ def test_the_largest_state_the_schemas_allow_at_every_cap_encodes_under_the_docu
             "click" if i % 2 else "impression",
             widest_id(i),
             "u",
-            LATEST,
+            LATEST - (i % 2) * 10**12,  # half after the horizon, half at or before it
             BIGGEST_INT,
             BIGGEST_INT - i,
             BIGGEST_INT,
@@ -193,7 +193,7 @@ def test_the_largest_state_the_schemas_allow_at_every_cap_encodes_under_the_docu
             BIGGEST_INT,
             32_767,
         )
-        for i in range(LIMITS.max_user_touches)
+        for i in range(2 * LIMITS.max_user_touches)
     )
     processed = tuple((widest_id(i), LATEST) for i in range(LIMITS.max_processed))
     counted = tuple((BIGGEST_INT - i, LATEST) for i in range(LIMITS.max_counters))
@@ -202,8 +202,8 @@ def test_the_largest_state_the_schemas_allow_at_every_cap_encodes_under_the_docu
 
     assert len(widest_id(0).encode()) == 128
     assert len(raw) > 0.9 * MAX_STATE_BYTES
-    assert len(raw) <= MAX_STATE_BYTES == 400_000
-    assert MAX_STATE_BYTES < 1_048_576 / 2  # over half of a 1 MiB record is left for held conversions
+    assert len(raw) <= MAX_STATE_BYTES == 640_000
+    assert MAX_STATE_BYTES < 1_048_576 * 2 / 3  # over a third of a 1 MiB record is left for held conversions
 
 
 def test_a_heavy_user_stays_under_the_bound_however_long_it_is_active() -> None:
@@ -219,3 +219,16 @@ def test_a_heavy_user_stays_under_the_bound_however_long_it_is_active() -> None:
     assert len(state.touches) <= 128
     assert len(state.counted) <= 128
     assert len(encode_state(state)) < 60_000
+
+
+def test_touches_running_ahead_of_the_horizon_never_evict_the_ones_a_pending_conversion_needs() -> None:
+    limits = Limits(max_user_touches=4)
+    needed = impression(event_id="needed", timestamp=T0, advertiser_id=7, line_item_id=70)
+    state = add_touch(EMPTY, needed, limits, horizon=T0)
+    for i in range(10):  # a flood of later touches of other line items, read before the conversions
+        later = impression(event_id=f"later{i}", timestamp=T0 + (i + 1) * MINUTE, line_item_id=100 + i)
+        state = add_touch(state, later, limits, horizon=T0)
+    ids = [t.event_id for t in state.touches]
+    assert ids[0] == "needed"
+    assert len(ids) == 1 + limits.max_user_touches  # the cap still bounds the touches ahead
+    assert ids[1:] == [f"later{i}" for i in range(6, 10)]

@@ -30,8 +30,10 @@ Every part is bounded; each rule is written once, here (`Limits` holds the figur
   within it. Touches after the horizon are all kept. This never changes an answer.
 * **Touches per advertiser** (`max_touches`, per advertiser and kind, oldest dropped): one
   advertiser's heavy traffic can only evict that advertiser's own touches.
-* **Touches per user** (`max_user_touches`, all advertisers and both kinds): over it, the oldest
-  impressions are dropped first, then the oldest clicks. Both last-resort caps keep the latest, the
+* **Touches per user** (`max_user_touches`, all advertisers and both kinds, counted separately at
+  or before the horizon and after it, so touches running ahead of a lagging conversions stream
+  never evict what its held conversions need): over it, the oldest impressions are dropped first,
+  then the oldest clicks. Both last-resort caps keep the latest, the
   touches the rules pick; they only change an answer for a user touched by more line items within
   the windows than the caps hold, and clicks (longer windows, preferred by hybrid pixels) are
   protected from floods of impressions.
@@ -186,8 +188,17 @@ def _prune_touches(
         per_advertiser[group] = n + 1
         kept.append(t)
     if len(kept) > limits.max_user_touches:
+        # The per-user cap applies to the touches at or before the horizon and, separately, to
+        # those after it: touches that ran ahead of a lagging conversions stream never evict the
+        # ones its held conversions still need (offline, nothing is after the horizon).
+        ahead = [t for t in kept if t.timestamp > horizon]
+        behind = [t for t in kept if t.timestamp <= horizon]
         before = len(kept)
-        kept = _cap_impressions_first(kept, limits.max_user_touches)
+        if len(behind) > limits.max_user_touches:
+            behind = _cap_impressions_first(behind, limits.max_user_touches)
+        if len(ahead) > limits.max_user_touches:
+            ahead = _cap_impressions_first(ahead, limits.max_user_touches)
+        kept = ahead + behind  # newest first, as walked
         capped += before - len(kept)
     if capped and forgotten is not None:
         forgotten.touches += capped

@@ -48,7 +48,7 @@ SOURCE_HEADER = "attribution-source"
 #: Conversions one user may hold (`event_time`); past it the earliest is judged at once. With the
 #: other bounds of a user's state (README, "How long a user's state is kept") the largest state
 #: record stays under the topics' `max.message.bytes`.
-MAX_HELD_PER_USER = 500
+MAX_HELD_PER_USER = 200
 #: Decoded states kept per worker (least recently used dropped): a few KiB each.
 STATE_CACHE_SIZE = 20_000
 
