@@ -9,7 +9,7 @@ from attribution.streaming.topics import co_partitioned, partition_mismatch, top
 
 SETTINGS = Settings(topic_prefix="p-", app_id="grp", partitions=4)
 INPUTS = ["p-impressions", "p-clicks", "p-conversions", "p-rekeyed-events", "p-event-time-ticks"]
-CHANGELOGS = ["grp-users-changelog", "grp-touch-watermarks-changelog"]
+CHANGELOGS = ["grp-users-changelog"]
 
 
 def test_the_co_partitioned_topics_are_the_inputs_the_internal_topics_and_the_table_changelogs() -> None:

@@ -18,7 +18,7 @@ from attribution.contract import CONFIG_TOPICS, EVENT_TOPICS, validator
 from attribution.contract.state_codec import decode_state
 from attribution.domain import Config, UserState
 from attribution.settings import Settings
-from attribution.streaming.event_time import LAG_SOURCES, PERSIST_EVERY_S
+from attribution.streaming.event_time import LAG_SOURCES
 from attribution.streaming.processor import MAX_HELD_PER_USER, SOURCE_HEADER, Processor, Result
 from attribution.streaming.topics import INTERNAL_TOPICS, REKEY_TOPIC, TICK_TOPIC
 from helpers import (
@@ -392,22 +392,16 @@ def test_a_held_conversion_is_judged_after_the_bounded_wait_when_a_touch_stream_
     assert h.state().held == ()
 
 
-def test_touch_watermarks_left_unpersisted_by_a_quiet_stream_are_persisted_by_a_tick() -> None:
+def test_a_restarted_processor_rebuilds_its_watermarks_from_the_touches_it_reads_again() -> None:
     h = Harness()
-    first = h.event("impressions", impression_json(event_id="i1", timestamp=T0))
-    assert first.watermark is not None  # the first touch persists at once
-    h.clock.now += PERSIST_EVERY_S / 2
-    burst_end = h.event("clicks", click_json(event_id="c1", timestamp=T0 + MINUTE))
-    assert burst_end.watermark is None  # too soon after the last write: not yet
-    assert h.processor.due_ticks() == []
-    h.clock.now += PERSIST_EVERY_S  # then the touch streams go quiet
-    assert h.processor.due_ticks() == [0]
-    assert h.processor.due_ticks() == []  # one tick in flight at a time
-    tick = h.handle(TICK_TOPIC, b"", key=b"tick", partition=0)
-    assert tick.watermark is not None
-    assert orjson.loads(tick.watermark[1]) == [T0, T0 + MINUTE]
-    assert tick.sends == []
-    assert h.processor.due_ticks() == []  # persisted: nothing more to do
+    h.pass_touch_streams(T0 + MINUTE)
+    conv = conversion_json(event_id="v-held", timestamp=T0 + 2 * MINUTE)
+    h.event("conversions", conv)
+    assert h.processor.rebuild(lambda: list(h.table.items())) == 1
+    # Nothing is restored but the held conversion: a conversion is held until touches are read again.
+    assert h.processor.time.of(0).touch_watermark < T0
+    assert h.event("conversions", conversion_json(event_id="v-new", timestamp=T0)).writes
+    assert [c.event_id for c, _ in h.state().held] == ["v-held", "v-new"]
 
 
 # --- config records: only dead-lettered here, the cache applies them ------------------------

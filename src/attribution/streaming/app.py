@@ -106,9 +106,6 @@ def create_app(settings: Settings) -> faust.App:
         extra_topic_configs={"max.message.bytes": str(MAX_MESSAGE_BYTES)},
     )
     app.sensors.add(ChangelogGuard([users.changelog_topic.get_topic_name()]))  # a failed state write stops the worker
-    watermarks = app.Table(
-        "touch-watermarks", key_type=bytes, value_type=bytes, partitions=settings.partitions, default=None
-    )
     cache = ConfigCache(settings)
     names = {settings.topic(t): t for t in (*EVENT_TOPICS, *CONFIG_TOPICS, *INTERNAL_TOPICS)}
     processor = Processor(settings, names, lambda: cache.config)
@@ -126,7 +123,7 @@ def create_app(settings: Settings) -> faust.App:
 
     @users.on_recover
     async def reindex_held() -> None:
-        n = processor.rebuild(users.items, watermarks.items)
+        n = processor.rebuild(users.items)
         log.info("event time: %d held conversions re-indexed after recovery", n)
 
     @app.task  # type: ignore[untyped-decorator]
@@ -180,8 +177,6 @@ def create_app(settings: Settings) -> faust.App:
                 users[user_key] = state
             for user_key in result.deletes:  # expired: a tombstone to the changelog (`expiry`)
                 del users[user_key]
-            if result.watermark is not None:
-                watermarks[result.watermark[0]] = result.watermark[1]
             await manual.ack(event)
 
     @app.agent(config_topic, concurrency=1)

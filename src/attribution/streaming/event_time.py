@@ -18,11 +18,12 @@ arrived. While a source is behind, its conversions wait however long the backlog
 the number held is bounded by back-pressure instead (`over_limit`: the app stops fetching the
 partition's conversions until the touches catch up, see `flow`).
 
-The touch watermarks themselves are persisted too (a small table, at most five times a second per
-partition, from within stream iteration, and by a tick when the touch streams go quiet): after a
-restart the touches before the committed offset are not read again, so without them every held
-conversion would wait for the touch sources to catch up and the bounded wait. A persisted
-watermark may be `PERSIST_EVERY_S` stale, which only ever holds a conversion longer.
+The touch watermarks are not persisted. A worker that takes a partition over (a restart, a
+rebalance) starts from the committed offsets, and the watermarks are rebuilt from the touches it
+reads from there; until then its held conversions wait, and a caught-up touch partition releases
+them after the bounded wait. A persisted watermark could claim touches whose state writes a
+killed worker never made durable: the watermark and the user's state are written to different
+changelog partitions, and only the offsets committed after a flush say what is durable.
 
 Wall-clock time is read by the caller (the glue), never here or in the domain: `now` is passed in.
 """
@@ -35,10 +36,6 @@ from dataclasses import dataclass, field
 from attribution.streaming.topics import REKEY_TOPIC
 
 NEVER = -(2**62)
-#: Touch watermarks are persisted at most this often per partition (wall-clock seconds): a few
-#: small writes a second, against thousands of state writes, and a worker taking a partition over
-#: finds a watermark at most this stale.
-PERSIST_EVERY_S = 0.2
 #: The touch sources whose watermarks decide when a conversion may be judged.
 TOUCH_SOURCES = ("impressions", "clicks")
 #: Sources whose lag also gates the bounded wait: the touch sources and the re-key topic (mis-keyed
@@ -55,8 +52,6 @@ class PartitionTime:
     #: (timestamp, arrival seq, user key, arrival wall-clock s) of held conversions
     held: list[tuple[int, int, bytes, float]] = field(default_factory=list)
     tick_pending: bool = False
-    persisted: tuple[int, int] = (NEVER, NEVER)
-    persisted_at: float = float("-inf")
     #: per lag source: wall-clock time since which it has been caught up; absent while behind or
     #: before the first report (unknown counts as behind: never judge early on a guess)
     caught_up_since: dict[str, float] = field(default_factory=dict)
@@ -161,7 +156,7 @@ class EventTime:
 
     def releasable_through(self, partition: int, now: float) -> int | None:
         """What a tick may release: the latest timestamp among held conversions that every touch
-        source has passed (after a restore) or that may be judged without the sources that have
+        source has passed or that may be judged without the sources that have
         not (`PartitionTime.may_judge`); None when there is none."""
         pt = self.of(partition)
         through = None
@@ -170,39 +165,16 @@ class EventTime:
                 through = ts
         return through
 
-    def persist_due(self, partition: int, now: float, every_s: float = PERSIST_EVERY_S) -> tuple[int, int] | None:
-        """The watermarks to persist for `partition`, when they moved and `every_s` has passed."""
-        pt = self.of(partition)
-        current = (pt.impressions, pt.clicks)
-        if current == pt.persisted or now - pt.persisted_at < every_s:
-            return None
-        pt.persisted, pt.persisted_at = current, now
-        return current
-
-    def restore(self, partition: int, impressions: int, clicks: int) -> None:
-        pt = self.of(partition)
-        pt.impressions = max(pt.impressions, impressions)
-        pt.clicks = max(pt.clicks, clicks)
-        pt.persisted = (pt.impressions, pt.clicks)
-
     def due_ticks(self, now: float) -> list[int]:
-        """Partitions that need a tick (none in flight): a held conversion may be judged, or the
-        touch watermarks moved and were not persisted for `PERSIST_EVERY_S` (the last touches of a
-        burst would otherwise stay unpersisted, and a worker taking the partition over would hold
-        its conversions longer than needed)."""
+        """Partitions that need a tick (none in flight): a held conversion may be judged."""
         due = []
         for p, pt in self.partitions.items():
-            if pt.tick_pending:
+            if pt.tick_pending or not pt.held:
                 continue
-            release = bool(pt.held) and self.releasable_through(p, now) is not None
-            if release or self._unpersisted(pt, now):
+            if self.releasable_through(p, now) is not None:
                 pt.tick_pending = True
                 due.append(p)
         return due
-
-    @staticmethod
-    def _unpersisted(pt: PartitionTime, now: float) -> bool:
-        return (pt.impressions, pt.clicks) != pt.persisted and now - pt.persisted_at >= PERSIST_EVERY_S
 
     def reset(self) -> None:
         """Forget everything (after a rebalance); the caller re-registers held conversions."""

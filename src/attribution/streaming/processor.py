@@ -15,8 +15,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-import orjson
-
 from attribution.contract import EVENT_TOPICS, dead_letter, decode, decode_config, encode, reject_oversized, topic_of
 from attribution.contract.state_codec import decode_state, has_held
 from attribution.domain import (
@@ -56,7 +54,6 @@ STATE_CACHE_SIZE = 20_000
 @dataclass(slots=True)
 class Result:
     writes: dict[bytes, bytes] = field(default_factory=dict)  # user key -> new encoded state
-    watermark: tuple[bytes, bytes] | None = None  # (partition key, encoded touch watermarks)
     sends: list[Send] = field(default_factory=list)  # (output topic default name, key, value)
     rekey: tuple[bytes, bytes | None, list[tuple[str, bytes]]] | None = None
     partition: int = 0  # the input partition of the message (every write is to its users)
@@ -104,7 +101,6 @@ class Processor:
             through = self.time.releasable_through(partition, self.clock())
             if through is not None:
                 self._release(partition, through, get_state, result)
-            self._persist_watermarks(partition, result)
             self._expire(partition, get_state, result)
             return result
         if name in LAG_SOURCES:
@@ -132,7 +128,6 @@ class Processor:
                 # Judge what this touch proves complete before it is applied: it is later than them.
                 self._release(partition, through, get_state, result)
             self._step(record, user_key, partition, get_state, result)
-            self._persist_watermarks(partition, result)
         elif self.time.saw_conversion(partition, record.timestamp):
             self._step(record, user_key, partition, get_state, result)
         else:
@@ -152,24 +147,15 @@ class Processor:
         self._expire(partition, get_state, result)
         return result
 
-    def _persist_watermarks(self, partition: int, result: Result) -> None:
-        due = self.time.persist_due(partition, self.clock())
-        if due is not None:
-            result.watermark = (partition_key(partition), orjson.dumps(due))
-
     def due_ticks(self) -> list[int]:
         """Partitions to send a tick to (the timer does): held conversions that outlived the
-        bounded wait, or touch watermarks left unpersisted (`event_time.EventTime.due_ticks`)."""
+        bounded wait (`event_time.EventTime.due_ticks`)."""
         return self.time.due_ticks(self.clock())
 
-    def rebuild(self, items: Callable[[], object], watermarks: Callable[[], object] = tuple) -> int:
-        """Re-index held conversions and restore touch watermarks from the tables after recovery;
-        returns how many conversions are held."""
+    def rebuild(self, items: Callable[[], object]) -> int:
+        """Re-index held conversions from the table after recovery; returns how many are held.
+        Event time starts afresh: the watermarks come from the touches read from now on."""
         self.time.reset()
-        for key, raw in watermarks():  # type: ignore[attr-defined]
-            if raw:
-                impressions, clicks = orjson.loads(raw)
-                self.time.restore(int(key), impressions, clicks)
         now = self.clock()
         n = 0
         for key, raw in items():  # type: ignore[attr-defined]
@@ -249,11 +235,6 @@ class Processor:
     def _horizon(self, partition: int) -> int:
         # NEVER (no conversion seen yet on this partition) keeps every touch: nothing is judged yet.
         return self.time.of(partition).horizon
-
-
-def partition_key(partition: int) -> bytes:
-    """The watermarks table's key for an input partition."""
-    return str(partition).encode()
 
 
 def _source(headers: Headers | None) -> str:

@@ -17,8 +17,8 @@ REKEY_TOPIC = "rekeyed-events"
 #: Internal topic on which the app's timer wakes a partition whose held conversions waited enough.
 TICK_TOPIC = "event-time-ticks"
 INTERNAL_TOPICS = (REKEY_TOPIC, TICK_TOPIC)
-#: The app's changelogged tables (user state, touch watermarks), co-partitioned with the inputs.
-TABLES = ("users", "touch-watermarks")
+#: The app's changelogged tables (user state), co-partitioned with the inputs.
+TABLES = ("users",)
 
 #: `max.message.bytes` set explicitly on every topic the product creates, the users changelog
 #: included: Kafka's default (1 MiB plus the 12-byte log overhead), written down so that a broker
