@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from attribution.streaming.event_time import LAG_SOURCES, EventTime
+from attribution.streaming.event_time import LAG_SOURCES, MAX_TOUCH_LEAD_MS, EventTime
 from attribution.streaming.flow import Backpressure, pause_fetching, report_lag
 
 HOLD_MS = 3000
@@ -129,6 +129,7 @@ class FakeConsumer:
 
 
 NAMES = {f"p.{n}": n for n in (*LAG_SOURCES, "conversions")}
+TOPICS = {n: f"p.{n}" for n in ("impressions", "clicks", "conversions")}
 
 
 def test_lag_is_reported_from_the_consumers_high_watermarks_and_committed_offsets() -> None:
@@ -158,7 +159,7 @@ def test_back_pressure_pauses_a_conversions_partition_over_the_limit_and_resumes
     conversions = TP("p.conversions", 1)
     assignment = {conversions, TP("p.clicks", 1)}
     time = EventTime(HOLD_MS, max_held=4)
-    backpressure = Backpressure("p.conversions")
+    backpressure = Backpressure(TOPICS)
     for i in range(5):
         held_conversion(time, ts=T + i, user=f"u{i}".encode(), partition=1)
     assert backpressure.decide(assignment, time) == ([conversions], [])
@@ -172,7 +173,7 @@ def test_back_pressure_pauses_a_conversions_partition_over_the_limit_and_resumes
 def test_back_pressure_forgets_a_partition_that_moved_to_another_worker() -> None:
     conversions = TP("p.conversions", 0)
     time = EventTime(HOLD_MS, max_held=1)
-    backpressure = Backpressure("p.conversions")
+    backpressure = Backpressure(TOPICS)
     held_conversion(time, ts=T, user=b"a")
     held_conversion(time, ts=T + 1, user=b"b")
     assert backpressure.decide({conversions}, time) == ([conversions], [])
@@ -221,3 +222,49 @@ async def test_fetching_is_paused_in_the_aiokafka_consumer_for_assigned_partitio
 
 async def test_pausing_before_the_consumer_thread_exists_does_nothing() -> None:
     assert not await pause_fetching(object(), [TP("p.conversions", 0)], [])
+
+
+# --- pacing: touches never run far ahead of the conversions still to be judged --------------
+
+
+def test_a_touch_source_far_ahead_of_a_held_conversion_is_paused_until_within_half_the_lead() -> None:
+    time = EventTime(HOLD_MS)
+    held_conversion(time, ts=T)
+    time.saw_touch(0, "impression", T + MAX_TOUCH_LEAD_MS + 1)
+    assert time.pace(0) == {"impressions"}
+    time.saw_conversion(0, T + MAX_TOUCH_LEAD_MS // 2 - 1)  # the conversions move on...
+    time.pop_through(0, T)  # ...and the held one is judged
+    assert time.pace(0) == {"impressions"}  # still more than half the lead ahead
+    time.saw_conversion(0, T + MAX_TOUCH_LEAD_MS // 2 + 1)
+    assert time.pace(0) == set()
+
+
+def test_touches_run_free_when_no_conversion_is_pending() -> None:
+    time = EventTime(HOLD_MS)
+    time.saw_conversion(0, T)
+    time.report_lag(0, "conversions", highwater=1, start=1, now=0.0)  # conversions read to their end
+    time.saw_touch(0, "click", T + 10 * MAX_TOUCH_LEAD_MS)
+    assert time.pace(0) == set()
+    time.report_lag(0, "conversions", highwater=9, start=1, now=1.0)  # conversions to read again
+    assert time.pace(0) == {"clicks"}
+
+
+def test_nothing_is_paced_before_the_conversions_time_is_known() -> None:
+    time = EventTime(HOLD_MS)
+    time.saw_touch(0, "click", T)
+    assert time.pace(0) == set()
+
+
+def test_pacing_pauses_the_touch_partitions_ahead_and_resumes_them() -> None:
+    impressions, clicks = TP("p.impressions", 3), TP("p.clicks", 3)
+    assignment = {impressions, clicks, TP("p.conversions", 3)}
+    time = EventTime(HOLD_MS)
+    backpressure = Backpressure(TOPICS)
+    held_conversion(time, ts=T, partition=3)
+    time.saw_touch(3, "impression", T + 2 * MAX_TOUCH_LEAD_MS)
+    assert backpressure.decide(assignment, time) == ([impressions], [])
+    assert backpressure.decide(assignment, time) == ([impressions], [])
+    time.pop_through(3, T)
+    time.report_lag(3, "conversions", highwater=0, start=0, now=0.0)  # nothing left to judge
+    assert backpressure.decide(assignment, time) == ([], [impressions])
+    assert backpressure.decide(assignment, time) == ([], [])

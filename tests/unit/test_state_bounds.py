@@ -5,8 +5,15 @@ from __future__ import annotations
 
 from attribution.contract.state_codec import MAX_STATE_BYTES, encode_state
 from attribution.domain import EMPTY, AttributedConversion, Forgotten, Limits, Touch, UserState, expires_at, step
-from attribution.domain.config import Retention, touch_retention
-from attribution.domain.state import add_touch, latest_use, record_conversion
+from attribution.domain.config import LONGEST_RETENTION, Retention, touch_retention
+from attribution.domain.state import (
+    _prune_touches,
+    add_touch,
+    latest_use,
+    record_conversion,
+    touch_bytes,
+    visible_touches,
+)
 from helpers import DAY, MINUTE, T0, click, config, conversion, impression, line_item, link, outcomes, pixel, run
 
 LIMITS = Limits()
@@ -180,30 +187,40 @@ def widest_id(i: int) -> str:
 
 
 def test_the_largest_state_the_schemas_allow_at_every_cap_encodes_under_the_documented_bound() -> None:
-    touches = tuple(
-        Touch(
-            "click" if i % 2 else "impression",
+    horizon = LATEST - 10**9
+
+    def widest_touch(i: int, timestamp: int) -> Touch:
+        kind = "click" if i % 2 else "impression"
+        return Touch(
+            kind,
             widest_id(i),
             "u",
-            LATEST - (i % 2) * 10**12,  # half after the horizon, half at or before it
-            BIGGEST_INT,
+            timestamp,
+            BIGGEST_INT - i,
             BIGGEST_INT - i,
             BIGGEST_INT,
             widest_id(i),
             BIGGEST_INT,
             32_767,
         )
-        for i in range(2 * LIMITS.max_user_touches)
-    )
+
+    # Far more touches than the caps keep, at or before the horizon (one advertiser each) and after
+    # it: the pruning the engine applies decides what stays.
+    behind = [widest_touch(i, horizon - 1000 + i) for i in range(3 * LIMITS.max_user_touches)]
+    ahead = [widest_touch(i, horizon + 1 + i) for i in range(2000)]
+    touches = _prune_touches(tuple(behind + ahead), horizon, LIMITS, LONGEST_RETENTION, None)
+    assert sum(1 for t in touches if t.timestamp <= horizon) == LIMITS.max_user_touches
+    assert 0 < sum(1 for t in touches if t.timestamp > horizon) < 2000
     processed = tuple((widest_id(i), LATEST) for i in range(LIMITS.max_processed))
     counted = tuple((BIGGEST_INT - i, LATEST) for i in range(LIMITS.max_counters))
     state = UserState(touches, counted, processed, LATEST)
     raw = encode_state(state, -(2**62), 2**31 - 1)
 
     assert len(widest_id(0).encode()) == 128
-    assert len(raw) > 0.9 * MAX_STATE_BYTES
-    assert len(raw) <= MAX_STATE_BYTES == 640_000
-    assert MAX_STATE_BYTES < 1_048_576 * 2 / 3  # over a third of a 1 MiB record is left for held conversions
+    assert len(raw) > 0.8 * MAX_STATE_BYTES
+    assert len(raw) <= MAX_STATE_BYTES == 740_000
+    # what is left of a 1 MiB record holds the most held conversions a user may have, at their widest
+    assert MAX_STATE_BYTES + 150 * 1_300 < 1_048_576
 
 
 def test_a_heavy_user_stays_under_the_bound_however_long_it_is_active() -> None:
@@ -222,13 +239,19 @@ def test_a_heavy_user_stays_under_the_bound_however_long_it_is_active() -> None:
 
 
 def test_touches_running_ahead_of_the_horizon_never_evict_the_ones_a_pending_conversion_needs() -> None:
-    limits = Limits(max_user_touches=4)
+    limits = Limits(max_touches=2, max_user_touches=2, ahead_bytes=6 * 200)
     needed = impression(event_id="needed", timestamp=T0, advertiser_id=7, line_item_id=70)
     state = add_touch(EMPTY, needed, limits, horizon=T0)
-    for i in range(10):  # a flood of later touches of other line items, read before the conversions
-        later = impression(event_id=f"later{i}", timestamp=T0 + (i + 1) * MINUTE, line_item_id=100 + i)
+    for i in range(10):  # a flood of later touches of the same advertiser, read before the conversions
+        later = impression(event_id=f"later{i}", timestamp=T0 + (i + 1) * MINUTE, advertiser_id=7, line_item_id=100 + i)
         state = add_touch(state, later, limits, horizon=T0)
     ids = [t.event_id for t in state.touches]
+    # the size ceiling on touches ahead (each under 200 bytes): the newest kept
     assert ids[0] == "needed"
-    assert len(ids) == 1 + limits.max_user_touches  # the cap still bounds the touches ahead
-    assert ids[1:] == [f"later{i}" for i in range(6, 10)]
+    assert ids[-3:] == ["later7", "later8", "later9"]
+    assert sum(touch_bytes(t) for t in state.touches[1:]) <= limits.ahead_bytes
+    # A conversion between them sees the touches as replay would have at its time: the caps as of then.
+    visible = [t.event_id for t in visible_touches(state.touches, T0 + 30_000, limits, LONGEST_RETENTION)]
+    assert visible == ["needed"]
+    visible = [t.event_id for t in visible_touches(state.touches, T0 + 10 * MINUTE, limits, LONGEST_RETENTION)]
+    assert visible == ["later8", "later9"]

@@ -12,11 +12,11 @@ state belongs to (its changelog partition); they come first so that the expiry i
 from the bytes without decoding (`read_index`). Version 1 states (neither) are still read.
 
 Size: with the default `Limits` and no held conversions, the largest state the record schemas
-allow encodes to at most `MAX_STATE_BYTES` (a unit test builds it): 256 touches (128 at or before
-the horizon, 128 after it) whose ids are 128 characters that JSON escapes to 6 bytes each, 256
-such dedup ids and 128 repeat counters, with every integer at its widest. That leaves over a third
-of the 1 MiB record limit of the changelog to held conversions (at most 200 per user, under 1.3 KB
-each at their widest). A typical full state (36-character ids) is about 40 KB; most are under 1 KB.
+allow encodes to at most `MAX_STATE_BYTES` (a unit test builds it through the engine's own
+pruning): 128 touches at or before the horizon and as many after it as `Limits.ahead_bytes`
+allows, whose ids are 128 characters that JSON escapes to 6 bytes each, 256 such dedup ids and 128
+repeat counters, with every integer at its widest. What is left of the 1 MiB record limit of the
+changelog holds a user's held conversions (at most 150, under 1.3 KB each at their widest). A typical full state (36-character ids) is about 40 KB; most are under 1 KB.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from attribution.domain.records import TouchKind
 
 VERSION = 2
 #: The largest encoded state without held conversions under the default limits (see above).
-MAX_STATE_BYTES = 640_000
+MAX_STATE_BYTES = 740_000
 _KINDS: tuple[TouchKind, TouchKind] = ("impression", "click")
 _V2 = b"[2,"
 

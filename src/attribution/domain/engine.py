@@ -35,6 +35,7 @@ from attribution.domain.state import (
     last_counted_within,
     record_conversion,
     take_held,
+    visible_touches,
 )
 
 DEFAULT_LIMITS = Limits()
@@ -85,7 +86,8 @@ def judge(
     links = config.active_links(pixel.id)
     if not links:
         return done.unattributed(state, conv, "pixel_paused", fires)  # rule 5
-    winner = latest_eligible_touch(state.touches, conv, pixel, links)  # rule 6
+    touches = visible_touches(state.touches, conv.timestamp, limits, config.retention)
+    winner = latest_eligible_touch(touches, conv, pixel, links)  # rule 6
     if winner is None:
         return done.unattributed(state, conv, "no_eligible_touch", fires)
     last = last_counted_within(state, pixel.id, conv.timestamp, limits)

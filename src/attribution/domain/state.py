@@ -73,6 +73,10 @@ class Limits:
     max_touches: int = 64  # per advertiser and kind
     #: All advertisers and kinds: 128 touches of the longest ids allowed encode to about 213 KB.
     max_user_touches: int = 128
+    #: Touches after the horizon are not capped by count (`visible_touches` applies the caps when
+    #: a conversion is judged), only by this estimate of their encoded size, newest kept: a last
+    #: resort (the stream paces touch partitions to stay near the conversions' event time).
+    ahead_bytes: int = 300_000
     #: 256 ids of the longest form allowed (128 characters, each escaped to 6 bytes) encode to
     #: about 201 KB (1,000 would be 787 KB); a typical 36-character id takes 57 bytes.
     max_processed: int = 256
@@ -170,16 +174,22 @@ def _prune_touches(
     per_line_item: dict[tuple[int, int, str], int] = {}
     per_advertiser: dict[tuple[int, str], int] = {}
     capped = 0
+    ahead: list[Touch] = []  # touches after the horizon, newest first
     # Walk newest first so that every cap keeps the latest touches.
     for t in reversed(touches):
         if t.timestamp < (click_cutoff if t.kind == "click" else view_cutoff):
             continue
-        if t.timestamp <= horizon:
-            key = (t.advertiser_id, t.line_item_id, t.kind)
-            n = per_line_item.get(key, 0)
-            if n >= limits.per_line_item:
-                continue
-            per_line_item[key] = n + 1
+        if t.timestamp > horizon:
+            # Ahead of every conversion still to be judged (a touch stream running ahead of a
+            # lagging conversions stream): the caps below are applied to them when a conversion
+            # is judged (`visible_touches`), so that they never evict what it needs.
+            ahead.append(t)
+            continue
+        key = (t.advertiser_id, t.line_item_id, t.kind)
+        n = per_line_item.get(key, 0)
+        if n >= limits.per_line_item:
+            continue
+        per_line_item[key] = n + 1
         group = (t.advertiser_id, t.kind)
         n = per_advertiser.get(group, 0)
         if n >= limits.max_touches:
@@ -188,24 +198,54 @@ def _prune_touches(
         per_advertiser[group] = n + 1
         kept.append(t)
     if len(kept) > limits.max_user_touches:
-        # The per-user cap applies to the touches at or before the horizon and, separately, to
-        # those after it: touches that ran ahead of a lagging conversions stream never evict the
-        # ones its held conversions still need (offline, nothing is after the horizon).
-        ahead = [t for t in kept if t.timestamp > horizon]
-        behind = [t for t in kept if t.timestamp <= horizon]
         before = len(kept)
-        if len(behind) > limits.max_user_touches:
-            behind = _cap_impressions_first(behind, limits.max_user_touches)
-        if len(ahead) > limits.max_user_touches:
-            ahead = _cap_impressions_first(ahead, limits.max_user_touches)
-        kept = ahead + behind  # newest first, as walked
+        kept = _cap_impressions_first(kept, limits.max_user_touches)
         capped += before - len(kept)
+    if len(ahead) * _TOUCH_BYTES_MAX > limits.ahead_bytes:
+        # A last resort for the record's size: a user with this many touches ahead of the
+        # conversions is a bot, or the touch stream is far ahead.
+        used = 0
+        for i, t in enumerate(ahead):
+            used += touch_bytes(t)
+            if used > limits.ahead_bytes:
+                capped += len(ahead) - i
+                del ahead[i:]
+                break
+    kept = ahead + kept  # newest first, as walked
     if capped and forgotten is not None:
         forgotten.touches += capped
     if len(kept) == len(touches):
         return touches
     kept.reverse()
     return tuple(kept)
+
+
+#: The most a touch's integers and punctuation take encoded; `touch_bytes` adds its two ids, escaped
+#: as JSON would at worst; and the most any touch takes (ids of 128 characters, all escaped).
+_TOUCH_BYTES_FIXED = 130
+_TOUCH_BYTES_MAX = _TOUCH_BYTES_FIXED + 2 * 6 * 128
+
+
+def touch_bytes(t: Touch) -> int:
+    """An upper bound of a touch's encoded size (bytes): ids of printable ASCII count once, others
+    as if every character were escaped (6 bytes)."""
+    size = _TOUCH_BYTES_FIXED
+    for text in (t.event_id, t.auction_id):
+        size += len(text) if text.isascii() and text.isprintable() else 6 * len(text)
+    return size
+
+
+def visible_touches(touches: tuple[Touch, ...], at: int, limits: Limits, retention: Retention) -> tuple[Touch, ...]:
+    """The touches a conversion at `at` may be credited to: those at or before it, pruned as of
+    `at` (windows and caps), as they would have been had every event been handled in timestamp
+    order (what `replay` does: there this changes nothing). The stream keeps touches that ran
+    ahead of the conversions uncapped (`_prune_touches`), so a flood of later touches can never
+    evict the one an earlier conversion is credited to, and caps them here as of its time."""
+    if not touches or touches[0].timestamp > at:
+        return ()
+    if touches[-1].timestamp > at:
+        touches = tuple(t for t in touches if t.timestamp <= at)
+    return _prune_touches(touches, at, limits, retention, None)
 
 
 def _cap_impressions_first(newest_first: list[Touch], cap: int) -> list[Touch]:

@@ -42,6 +42,11 @@ TOUCH_SOURCES = ("impressions", "clicks")
 #: touches forwarded to this partition), which has no watermark of its own.
 REKEY_SOURCE = REKEY_TOPIC
 LAG_SOURCES = (*TOUCH_SOURCES, REKEY_SOURCE)
+#: Every source whose lag the consumer reports: the lag sources, and the conversions (pacing).
+TRACKED_SOURCES = (*LAG_SOURCES, "conversions")
+#: How far (event time) a touch source may run ahead of the conversions still to be judged
+#: before it is paused (`EventTime.pace`); resumed at half of it.
+MAX_TOUCH_LEAD_MS = 10 * 60_000
 
 
 @dataclass
@@ -57,6 +62,8 @@ class PartitionTime:
     caught_up_since: dict[str, float] = field(default_factory=dict)
     #: per lag source: the offset after the last record handled
     next_offset: dict[str, int] = field(default_factory=dict)
+    #: touch sources paused for running ahead of the conversions (`EventTime.pace`)
+    paced: set[str] = field(default_factory=set)
 
     @property
     def touch_watermark(self) -> int:
@@ -69,6 +76,15 @@ class PartitionTime:
         if self.conversions == NEVER:
             return NEVER
         return min(self.conversions, self.held[0][0]) if self.held else self.conversions
+
+    @property
+    def pace_reference(self) -> int | None:
+        """The earliest timestamp a conversion still to be judged here can have, as far as is
+        known: the earliest held conversion, else the latest conversion read; None when neither."""
+        if self.held:
+            first = self.held[0][0]
+            return first if self.conversions == NEVER else min(first, self.conversions)
+        return None if self.conversions == NEVER else self.conversions
 
     def may_judge(self, timestamp: int, arrived: float, now: float, hold_s: float) -> bool:
         """Whether a conversion held since `arrived` may be judged at wall-clock `now`: every touch
@@ -113,6 +129,29 @@ class EventTime:
             pt.caught_up_since.setdefault(source, now)
         else:
             pt.caught_up_since.pop(source, None)
+
+    def pace(self, partition: int, lead_ms: int = MAX_TOUCH_LEAD_MS) -> set[str]:
+        """The touch sources of `partition` to keep paused: those more than `lead_ms` of event time
+        ahead of the conversions still to be judged (held ones, or a conversions partition with
+        unread records), until they are within half of it. Touches far ahead would all have to be
+        kept uncapped in the users' states (`domain.state.visible_touches`); pausing them keeps
+        the topics of a partition close in event time, as reading in timestamp order would.
+
+        Never a deadlock: a paused source has passed the earliest held conversion, which the other
+        source (not paused, being behind it) or the bounded wait releases, moving the reference."""
+        pt = self.of(partition)
+        reference = pt.pace_reference
+        pending = bool(pt.held) or "conversions" not in pt.caught_up_since
+        if reference is None or not pending:
+            pt.paced.clear()
+            return set()
+        for source in TOUCH_SOURCES:
+            lead = getattr(pt, source) - reference
+            if lead > lead_ms:
+                pt.paced.add(source)
+            elif lead <= lead_ms // 2:
+                pt.paced.discard(source)
+        return set(pt.paced)
 
     def saw_touch(self, partition: int, kind: str, timestamp: int) -> int | None:
         """Advance a touch watermark; returns the new `through` for releases when it moved."""

@@ -6,7 +6,9 @@ Called from the app's timer (every `TICK_INTERVAL_S`), on the main loop, between
   whether it is caught up: the broker's high watermark, as the consumer learnt it from its last
   fetch, against the offset after the last record handled (or the committed offset, before any).
 * `Backpressure` stops fetching the conversions partition of an input partition that holds more
-  than `max_held` conversions, and fetches it again once it holds half as many (`pause_fetching`).
+  than `max_held` conversions, and fetches it again once it holds half as many; and stops fetching
+  a touch partition that runs more than `event_time.MAX_TOUCH_LEAD_MS` ahead of the conversions
+  still to be judged (`EventTime.pace`) (both through `pause_fetching`).
   A paused conversions partition is paused again on every call: a rebalance gives the consumer
   fresh partition states, which are not paused.
 
@@ -23,7 +25,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from attribution.streaming.event_time import LAG_SOURCES, EventTime
+from attribution.streaming.event_time import TOUCH_SOURCES, TRACKED_SOURCES, EventTime
 
 log = logging.getLogger(__name__)
 
@@ -33,25 +35,31 @@ def report_lag(consumer: Any, time: EventTime, names: Mapping[str, str], now: fl
     committed = getattr(consumer, "_committed_offset", {})
     for tp in consumer.assignment():
         source = names.get(tp.topic)
-        if source not in LAG_SOURCES:
+        if source not in TRACKED_SOURCES:
             continue
         start = committed.get(tp)
         time.report_lag(tp.partition, source, consumer.highwater(tp), start or 0, now)
 
 
 class Backpressure:
-    """Which conversions partitions this worker paused, and the pause/resume decisions."""
+    """Which input partitions this worker paused, and the pause/resume decisions: a conversions
+    partition holding too many conversions (`EventTime.over_limit`), a touch partition running
+    too far ahead of the conversions (`EventTime.pace`)."""
 
-    def __init__(self, conversions_topic: str) -> None:
-        self.topic = conversions_topic
-        self.paused: set[int] = set()
+    def __init__(self, topics: Mapping[str, str]) -> None:
+        """`topics`: default name -> actual name, for the conversions and touch topics."""
+        self.conversions = topics["conversions"]
+        self.touch_topics = {topics[source]: source for source in TOUCH_SOURCES}
+        self.paused: set[int] = set()  # conversions partitions
+        self.paced: set[tuple[str, int]] = set()  # (touch source, partition)
 
     def decide(self, assignment: Iterable[Any], time: EventTime) -> tuple[list[Any], list[Any]]:
-        """(partitions to pause, partitions to resume) among the assigned conversions partitions;
-        every partition paused by back-pressure is in the first list each time (idempotent)."""
-        assigned = {tp.partition: tp for tp in assignment if tp.topic == self.topic}
+        """(partitions to pause, partitions to resume) among the assigned input partitions; every
+        partition paused is in the first list each time (idempotent)."""
+        pause: list[Any] = []
+        resume: list[Any] = []
+        assigned = {tp.partition: tp for tp in assignment if tp.topic == self.conversions}
         self.paused &= set(assigned)  # partitions moved away are not ours to resume
-        pause, resume = [], []
         for p, tp in assigned.items():
             held = time.held_count(p)
             if p not in self.paused and time.over_limit(p):
@@ -63,6 +71,20 @@ class Backpressure:
                 log.info("back-pressure: resuming %s (%d conversions held)", tp, held)
             if p in self.paused:
                 pause.append(tp)
+        touches = [(self.touch_topics[tp.topic], tp) for tp in assignment if tp.topic in self.touch_topics]
+        paced: set[tuple[str, int]] = set()
+        for p in {tp.partition for _, tp in touches}:
+            paced |= {(source, p) for source in time.pace(p)}
+        for source, tp in touches:
+            key = (source, tp.partition)
+            if key in paced:
+                pause.append(tp)
+            elif key in self.paced:
+                resume.append(tp)
+        started = paced - self.paced
+        if started:
+            log.info("pacing: pausing %s, ahead of the conversions", sorted(started))
+        self.paced = paced
         return pause, resume
 
 

@@ -33,7 +33,7 @@ from attribution.domain import (
 )
 from attribution.errors import InvalidJson, RecordError
 from attribution.settings import Settings
-from attribution.streaming.event_time import LAG_SOURCES, EventTime
+from attribution.streaming.event_time import TRACKED_SOURCES, EventTime
 from attribution.streaming.expiry import StateExpiry
 from attribution.streaming.topics import REKEY_TOPIC, TICK_TOPIC
 
@@ -46,7 +46,7 @@ SOURCE_HEADER = "attribution-source"
 #: Conversions one user may hold (`event_time`); past it the earliest is judged at once. With the
 #: other bounds of a user's state (README, "How long a user's state is kept") the largest state
 #: record stays under the topics' `max.message.bytes`.
-MAX_HELD_PER_USER = 200
+MAX_HELD_PER_USER = 150
 #: Decoded states kept per worker (least recently used dropped): a few KiB each.
 STATE_CACHE_SIZE = 20_000
 
@@ -103,7 +103,7 @@ class Processor:
                 self._release(partition, through, get_state, result)
             self._expire(partition, get_state, result)
             return result
-        if name in LAG_SOURCES:
+        if name in TRACKED_SOURCES:
             self.time.saw_offset(partition, name, offset)  # how far this source is read (`event_time`)
         rekeyed = name == REKEY_TOPIC
         try:
