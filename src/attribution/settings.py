@@ -17,6 +17,7 @@ Every setting has an environment variable (and most a CLI flag that overrides it
 | ATTRIBUTION_MAX_TOUCHES | 64 | last-resort cap on touches per user, advertiser and kind |
 | ATTRIBUTION_REPEAT_RETENTION_MS | 7776000000 | how long a repeat-rule counter counts (90 days): a "one per user" pixel counts again after it |
 | ATTRIBUTION_HOLD_MS | 3000 | how long a conversion waits for a touch stream that is caught up but has not passed it |
+| ATTRIBUTION_TOUCHES_AHEAD_BYTES | 300000 | per user, the encoded size (estimate) of touches read ahead of the conversions still to be judged; beyond it the oldest of them are dropped |
 | ATTRIBUTION_MAX_HELD | 1000 | held conversions per partition above which fetching its conversions pauses (back-pressure) |
 | ATTRIBUTION_GROUP_INSTANCE_ID | "" | static group membership id of this worker (unique per worker); empty: dynamic membership |
 | ATTRIBUTION_SESSION_TIMEOUT_S | 15 | consumer group session timeout: how soon a dead worker's partitions move |
@@ -59,6 +60,7 @@ class Settings:
     repeat_retention_ms: int = 90 * 86_400_000
     hold_ms: int = 3000
     max_held: int = 1000
+    touches_ahead_bytes: int = 300_000
     group_instance_id: str = ""
     session_timeout_s: int = 15
     api_token: str = field(default="", repr=False)  # a secret: kept out of logs and reprs
@@ -115,6 +117,7 @@ class Settings:
             per_line_item=self.touches_per_line_item,
             max_touches=self.max_touches,
             repeat_retention_ms=self.repeat_retention_ms,
+            ahead_bytes=self.touches_ahead_bytes,
         )
 
     @property
@@ -146,6 +149,7 @@ _VARS = {
     "repeat_retention_ms": "ATTRIBUTION_REPEAT_RETENTION_MS",
     "hold_ms": "ATTRIBUTION_HOLD_MS",
     "max_held": "ATTRIBUTION_MAX_HELD",
+    "touches_ahead_bytes": "ATTRIBUTION_TOUCHES_AHEAD_BYTES",
     "group_instance_id": "ATTRIBUTION_GROUP_INSTANCE_ID",
     "session_timeout_s": "ATTRIBUTION_SESSION_TIMEOUT_S",
     "api_token": "ATTRIBUTION_API_TOKEN",

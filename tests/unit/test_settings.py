@@ -51,3 +51,8 @@ def test_the_repeat_retention_is_90_days_unless_told_otherwise_and_reaches_the_l
 
     assert settings.limits.repeat_retention_ms == 60_000
     assert settings.limits.max_processed == 256  # the caps are not settings: they bound the record size
+
+
+def test_the_size_of_touches_read_ahead_is_a_setting_that_reaches_the_limits() -> None:
+    assert Settings.from_env({}).limits.ahead_bytes == 300_000
+    assert Settings.from_env({"ATTRIBUTION_TOUCHES_AHEAD_BYTES": "16384"}).limits.ahead_bytes == 16_384

@@ -23,7 +23,7 @@ TABLES = ("users",)
 #: `max.message.bytes` set explicitly on every topic the product creates, the users changelog
 #: included: Kafka's default (1 MiB plus the 12-byte log overhead), written down so that a broker
 #: configured lower does not silently refuse state records. The largest state without held
-#: conversions encodes to under `contract.state_codec.MAX_STATE_BYTES` (640 KB), below it.
+#: conversions encodes to under `contract.state_codec.MAX_STATE_BYTES` (740 KB), below it.
 MAX_MESSAGE_BYTES = 1_048_588
 
 
