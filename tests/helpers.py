@@ -229,3 +229,13 @@ def conversion_line(**overrides: Any) -> bytes:
 def decoded(records: Iterable[bytes]) -> list[dict[str, Any]]:
     """Encoded output records back to dicts, for readable assertions."""
     return [orjson.loads(r) for r in records]
+
+
+async def answer(call: Any) -> Any:
+    """The HTTP API's reply to `call`, an error reply included (an `ApiError` carries one)."""
+    from attribution.web.api import ApiError
+
+    try:
+        return await call
+    except ApiError as exc:
+        return exc.reply

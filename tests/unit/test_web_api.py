@@ -14,9 +14,10 @@ import pytest
 
 from attribution.settings import Settings
 from attribution.streaming.config_cache import ConfigCache
-from attribution.web.api import LINE_ITEMS, PIXELS, Api, ApiError, Reply, Request
+from attribution.web.api import LINE_ITEMS, PIXELS, Api, Reply, Request
 from attribution.web.outcomes import Outcome, OutcomeWindow
 from attribution.web.reporting import Reporting
+from helpers import answer
 
 TOKEN = "s3cret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -66,14 +67,6 @@ def req(
     raw = body if isinstance(body, bytes) else b"" if body is None else orjson.dumps(body)
     params = {} if ident is None else {"id": str(ident)}
     return Request(params, query, AUTH if headers is None else headers, raw)
-
-
-async def answer(call: Any) -> Reply:
-    try:
-        reply: Reply = await call
-    except ApiError as exc:
-        return exc.reply
-    return reply
 
 
 def pixel(ident: int = 1, **fields: Any) -> dict[str, Any]:

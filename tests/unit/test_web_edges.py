@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from functools import partial
-from typing import Any
 
 import orjson
 import pytest
@@ -16,11 +15,12 @@ from attribution.contract import decode
 from attribution.errors import InvalidLineItem
 from attribution.settings import Settings
 from attribution.streaming.config_cache import ConfigCache
-from attribution.web.api import LINE_ITEMS, PIXELS, Api, ApiError, Reply, Request
+from attribution.web.api import LINE_ITEMS, PIXELS, Api, Request
 from attribution.web.hosts import host_guard, host_name
 from attribution.web.outcomes import OutcomeWindow
 from attribution.web.reporting import Reporting
 from attribution.web.views import respond
+from helpers import answer
 
 TOKEN = "t" * 32
 TWICE = {
@@ -41,14 +41,6 @@ def api() -> Api:
     cache = ConfigCache(settings)
     cache.ready.set()
     return Api(settings, cache, NoPublish(), Reporting(OutcomeWindow(), lambda: 0), write_timeout=0.1)
-
-
-async def answer(call: Any) -> Reply:
-    try:
-        reply: Reply = await call
-    except ApiError as exc:
-        return exc.reply
-    return reply
 
 
 @pytest.mark.parametrize("credentials", ["\udcff", "\udcff\udcfe", "tok\udc80en", "\ud800\udc00x", "ÿ" * 32])
