@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from time import time as wall_time
 from typing import Any, NamedTuple
 
 from attribution.streaming.event_time import LAG_SOURCES, MAX_TOUCH_LEAD_MS, EventTime
@@ -113,13 +114,30 @@ class TP(NamedTuple):
     partition: int
 
 
+class FakeClient:
+    """The aiokafka consumer behind Faust's: when it last fetched each partition (wall-clock ms)."""
+
+    def __init__(self) -> None:
+        self.stale: set[tuple[str, int]] = set()
+
+    def last_poll_timestamp(self, tp: Any) -> int:
+        age_ms = 60_000 if (tp.topic, tp.partition) in self.stale else 10
+        return int(wall_time() * 1000) - age_ms
+
+
 @dataclass
 class FakeConsumer:
-    """The consumer methods `report_lag` uses: assignment, highwater, committed offsets."""
+    """The consumer methods `report_lag` uses: assignment, highwater, committed offsets, and the
+    aiokafka consumer's last fetch per partition."""
 
     assigned: set[TP]
     highwaters: dict[TP, int] = field(default_factory=dict)
     _committed_offset: dict[TP, int] = field(default_factory=dict)
+    client: FakeClient = field(default_factory=FakeClient)
+
+    @property
+    def _thread(self) -> Any:
+        return type("Thread", (), {"_consumer": self.client})()
 
     def assignment(self) -> set[TP]:
         return self.assigned
@@ -146,6 +164,18 @@ def test_lag_is_reported_from_the_consumers_high_watermarks_and_committed_offset
         time.saw_offset(0, "impressions", offset)
     report_lag(consumer, time, NAMES, now=6.0)
     assert time.of(0).caught_up_since == {"clicks": 5.0, "rekeyed-events": 5.0, "impressions": 6.0}
+
+
+def test_a_high_watermark_the_consumer_has_not_refreshed_lately_counts_as_behind() -> None:
+    clicks = TP("p.clicks", 0)
+    consumer = FakeConsumer({clicks}, highwaters={clicks: 7}, _committed_offset={clicks: 7})
+    consumer.client.stale.add(("p.clicks", 0))  # paused, or just taken over: no fetch for a minute
+    time = EventTime(HOLD_MS)
+    report_lag(consumer, time, NAMES, now=1.0)
+    assert time.of(0).caught_up_since == {}
+    consumer.client.stale.clear()
+    report_lag(consumer, time, NAMES, now=2.0)
+    assert time.of(0).caught_up_since == {"clicks": 2.0}
 
 
 def test_a_partition_without_a_known_high_watermark_is_behind() -> None:

@@ -77,11 +77,6 @@ def create_app(settings: Settings) -> faust.App:
         # go out in fewer, larger requests (BENCHMARKS.md: more events/s, less CPU per
         # event; each conversion's acknowledgement waits at most 5 ms longer).
         producer_linger=0.005,
-        # Bounded hand-offs: a paused partition's records already handed to Faust are still
-        # handled, so these bound how far a paced touch partition overshoots (`flow`); aiokafka
-        # keeps the rest of a fetch and drops it on pause, to fetch again on resume.
-        broker_max_poll_records=500,
-        stream_buffer_maxsize=1024,
         # Changelog recovery in batches: Faust's loop costs ~100 µs per record (`recovery`).
         TableManager=BatchedTableManager,
     )

@@ -79,12 +79,12 @@ class PartitionTime:
 
     @property
     def pace_reference(self) -> int | None:
-        """The earliest timestamp a conversion still to be judged here can have, as far as is
-        known: the earliest held conversion, else the latest conversion read; None when neither."""
-        if self.held:
-            first = self.held[0][0]
-            return first if self.conversions == NEVER else min(first, self.conversions)
-        return None if self.conversions == NEVER else self.conversions
+        """How far the conversions of this partition have been read (event time): the latest one
+        read, or after a takeover, before any is read, the latest held; None when neither. Touches
+        may run up to a lead past it, so they can always pass every held conversion."""
+        if self.conversions != NEVER:
+            return self.conversions
+        return max(h[0] for h in self.held) if self.held else None
 
     def may_judge(self, timestamp: int, arrived: float, now: float, hold_s: float) -> bool:
         """Whether a conversion held since `arrived` may be judged at wall-clock `now`: every touch
@@ -132,13 +132,14 @@ class EventTime:
 
     def pace(self, partition: int, lead_ms: int = MAX_TOUCH_LEAD_MS) -> set[str]:
         """The touch sources of `partition` to keep paused: those more than `lead_ms` of event time
-        ahead of the conversions still to be judged (held ones, or a conversions partition with
+        ahead of the conversions read (while some are held, or the conversions partition has
         unread records), until they are within half of it. Touches far ahead would all have to be
         kept uncapped in the users' states (`domain.state.visible_touches`); pausing them keeps
         the topics of a partition close in event time, as reading in timestamp order would.
 
-        Never a deadlock: a paused source has passed the earliest held conversion, which the other
-        source (not paused, being behind it) or the bounded wait releases, moving the reference."""
+        Never a deadlock: a paused source has passed every held conversion, which the other source
+        (not paused, being behind it) or the bounded wait releases; then the conversions are read
+        on (back-pressure resumes them), moving the reference."""
         pt = self.of(partition)
         reference = pt.pace_reference
         pending = bool(pt.held) or "conversions" not in pt.caught_up_since

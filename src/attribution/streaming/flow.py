@@ -20,6 +20,7 @@ consumer and its thread (`pause_fetching`).
 from __future__ import annotations
 
 import logging
+import time as _wall
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -30,15 +31,31 @@ from attribution.streaming.event_time import TOUCH_SOURCES, TRACKED_SOURCES, Eve
 log = logging.getLogger(__name__)
 
 
+#: A high watermark older than this (wall-clock ms since the fetch that brought it) says nothing
+#: about records produced since: such a partition counts as behind. An active fetch refreshes it
+#: about every 100 ms (`tuning.FETCH_MAX_WAIT_MS`); a paused or stalled one does not.
+FRESH_HIGHWATER_MS = 1000
+
+
 def report_lag(consumer: Any, time: EventTime, names: Mapping[str, str], now: float) -> None:
-    """Report every assigned lag-source partition to `time`. `names`: actual topic -> default name."""
+    """Report every assigned tracked partition to `time`. `names`: actual topic -> default name.
+
+    The high watermark counts only when the aiokafka consumer fetched the partition within
+    `FRESH_HIGHWATER_MS`: one learnt before a pause, a rebalance or a stalled fetch could claim a
+    partition is read to its end while records produced since wait on the broker."""
     committed = getattr(consumer, "_committed_offset", {})
+    client: Any = getattr(getattr(consumer, "_thread", None), "_consumer", None)
+    now_ms = int(_wall.time() * 1000)  # aiokafka stamps its fetches with wall-clock milliseconds
     for tp in consumer.assignment():
         source = names.get(tp.topic)
         if source not in TRACKED_SOURCES:
             continue
+        highwater = consumer.highwater(tp)
+        polled = None if client is None else client.last_poll_timestamp(TopicPartition(tp.topic, tp.partition))
+        if polled is None or now_ms - polled > FRESH_HIGHWATER_MS:
+            highwater = None  # stale or unknown: behind
         start = committed.get(tp)
-        time.report_lag(tp.partition, source, consumer.highwater(tp), start or 0, now)
+        time.report_lag(tp.partition, source, highwater, start or 0, now)
 
 
 class Backpressure:
