@@ -4,9 +4,10 @@
 (usually one), the output records to send, or a re-key forward. It never raises for a bad record.
 
 Event time: conversions are held until the touch streams of their partition have passed them, or
-until those that have not are caught up and the bounded wait is over (see `event_time`). Releases happen while handling a touch that
-moves a watermark, or a tick the app's timer sends to the partition, so that every table write
-happens inside stream iteration, on the partition the users' state belongs to.
+until those that have not are caught up and the bounded wait is over (see `event_time`).
+Releases happen while handling a touch that moves a watermark, or a tick the app's timer sends to
+the partition, so that every table write happens inside stream iteration, on the partition the
+users' state belongs to.
 """
 
 from __future__ import annotations
