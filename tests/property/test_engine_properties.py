@@ -1,7 +1,7 @@
 """Properties of the engine over generated worlds, run through `replay` (decode -> step -> encode).
 
 The most valuable ones are the oracle properties: an independent brute-force oracle, written from
-DESIGN §2.2-2.3 (not from the engine), keeps every touch forever and judges each conversion over the
+docs/design.md (not from the engine), keeps every touch forever and judges each conversion over the
 whole history; the engine, with its pruned and capped state, must agree for in-order input.
 
 Two kinds of world are generated. A broad world has three pixels and four line items of
@@ -247,7 +247,7 @@ def outputs_of(result: ReplayResult) -> dict[str, list[Record]]:
     return {topic: [orjson.loads(r) for r in records] for topic, records in result.outputs.items()}
 
 
-# --- the oracle: DESIGN §2.2 and §2.3, over the full, unpruned history -------------------------
+# --- the oracle: docs/design.md, over the full, unpruned history ------------------------------
 
 PIXEL_DEFAULTS: Record = {
     "state": "active",
@@ -264,7 +264,7 @@ PIXEL_DEFAULTS: Record = {
 
 
 def window_ms(pixel: Record, kind: str) -> int:
-    """§2.2: 1..max minutes; null or 0 = expiration off = the maximum (30 / 90 days)."""
+    """Pixel settings: 1..max minutes; null or 0 = expiration off = the maximum (30 / 90 days)."""
     if kind == "clicks":
         return (pixel["post_click_expire_mins"] or 129_600) * MINUTE
     return (pixel["post_view_expire_mins"] or 43_200) * MINUTE

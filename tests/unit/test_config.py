@@ -1,4 +1,4 @@
-"""Pixel status (DESIGN §2.2) and the domain constants, checked against the JSON Schemas themselves."""
+"""Pixel status (docs/design.md, Pixel status) and the domain constants, checked against the JSON Schemas themselves."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The record contract (DESIGN §2.2, §2.4): schemas, decoding, pixel rules, dead letters, outputs.
+"""The record contract (docs/design.md, Records): schemas, decoding, pixel rules, dead letters, outputs.
 
 Outputs are checked with `jsonschema` (draft 7), a validator independent of the fastjsonschema
 code the product compiles, so a bug in one is not hidden by the same bug in the other.
@@ -437,7 +437,7 @@ def test_a_record_over_1_mb_is_refused_before_parsing() -> None:
     assert info.value.code == "record_too_large"
 
 
-# --- the pixel rules of DESIGN §2.2 -----------------------------------------------------------
+# --- the pixel settings of docs/design.md -----------------------------------------------------
 
 
 def img(url: str = "https://p.example/a.gif") -> dict[str, str]:

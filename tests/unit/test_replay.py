@@ -1,4 +1,4 @@
-"""Offline replay (DESIGN §2.3 last paragraph, §3): the function, the CLI, and a hand-computed scenario."""
+"""Offline replay (docs/design.md, Event time and Architecture): the function, the CLI, and a hand-computed scenario."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Decode input records into domain objects and encode outputs, with orjson.
 
-Topics are named by their default names (DESIGN §2.1); a deployment's prefix is applied by the
+Topics are named by their default names (docs/design.md, Topics); a deployment's prefix is applied by the
 streaming settings, never here. `decode` raises a `RecordError` subclass for a record that cannot
 be used; `dead_letter` turns that error and the original bytes into the dead-letter record.
 """

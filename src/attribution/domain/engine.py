@@ -1,7 +1,7 @@
 """The attribution step: `step(state, event, config, limits) -> (state, outputs)`.
 
 Pure and deterministic: the result depends only on the arguments (time comes in with the event).
-Rules are applied to each conversion in the order of DESIGN §2.3:
+Rules are applied to each conversion in the order of docs/design.md, Attribution rules:
 
 1. a conversion already processed (same event_id, within the dedup retention) -> no output;
 2. unknown pixel -> `unknown_pixel`;  3. inactive pixel -> `inactive_pixel`;

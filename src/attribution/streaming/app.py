@@ -1,6 +1,6 @@
 """The Faust app factory. Building an app connects to nothing; `attribution worker` runs it.
 
-Topology (DESIGN §3):
+Topology (docs/design.md, Architecture):
 
 * `events` agent: impressions, clicks, conversions and the internal re-key and tick topics, one
   co-partitioned stream, concurrency 1 (Faust's concurrency > 1 can commit past an unfinished

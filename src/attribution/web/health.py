@@ -10,7 +10,7 @@ Per pixel:
 
 Like `/stats`, windows are in publish time (see `outcomes.Outcome`) and the work is done per
 minute (`stats.window_tallies`). The API shows these next to the pixel's `status` (`active`,
-`paused` or `inactive`: DESIGN §2.2, `Config.status`).
+`paused` or `inactive`: docs/design.md, Pixel status; `Config.status`).
 """
 
 from __future__ import annotations
