@@ -1,5 +1,5 @@
 """Prometheus metrics without a worker: the sensor counts what Faust reports to it, and the
-exposition holds every metric the issue names."""
+exposition holds every metric the README lists."""
 
 from __future__ import annotations
 

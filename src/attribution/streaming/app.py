@@ -77,7 +77,7 @@ def create_app(settings: Settings) -> faust.App:
         # go out in fewer, larger requests (BENCHMARKS.md: more events/s, less CPU per
         # event; each conversion's acknowledgement waits at most 5 ms longer).
         producer_linger=0.005,
-        # Changelog recovery in batches: Faust's loop costs ~100 µs per record (`recovery`).
+        # Changelog recovery in batches: Faust's loop is costly per record (`recovery`, BENCHMARKS.md).
         TableManager=BatchedTableManager,
     )
 
