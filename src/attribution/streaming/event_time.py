@@ -199,6 +199,15 @@ class EventTime:
         source has passed or that may be judged without the sources that have
         not (`PartitionTime.may_judge`); None when there is none."""
         pt = self.of(partition)
+        if not pt.held:
+            return None
+        caught = pt.caught_up_since
+        if pt.held[0][0] >= pt.touch_watermark and (
+            REKEY_SOURCE not in caught or not any(s in caught for s in TOUCH_SOURCES)
+        ):
+            # Only what every touch source has passed could go, and nothing held has been passed:
+            # no need to look at each held conversion (thousands while a backlog drains).
+            return None
         through = None
         for ts, _, _, arrived in pt.held:
             if (through is None or ts > through) and pt.may_judge(ts, arrived, now, self.hold_s):
