@@ -105,7 +105,7 @@ class Settings:
                 f"ATTRIBUTION_API_TOKEN: {len(settings.api_token)} characters, at least {MIN_TOKEN_CHARS} are required "
                 "(e.g. `openssl rand -hex 16`); leave it empty to turn writes off"
             )
-        _check_token_keys(settings)
+        check_token_keys(settings)
         return settings
 
     @property
@@ -184,7 +184,7 @@ _VARS = {
 }
 
 
-def _check_token_keys(settings: Settings) -> None:
+def check_token_keys(settings: Settings) -> None:
     """Refuse unusable token keys, naming the variable and the rule, never a secret."""
     if not KEY_ID.fullmatch(settings.token_key_id):
         raise UsageError(
