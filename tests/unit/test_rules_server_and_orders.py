@@ -230,8 +230,9 @@ def test_remembered_order_ids_survive_the_state_codec() -> None:
 
 def test_a_redelivered_conversion_is_a_rule_one_duplicate_not_an_order_duplicate() -> None:
     conv = conversion(order_id="O", timestamp=T0 + 1)
-    state, first = step(EMPTY, click(), DEDUPE)
+    state, _ = step(EMPTY, click(), DEDUPE)
     state, first = step(state, conv, DEDUPE)
     state, again = step(state, conv, DEDUPE)
 
+    assert isinstance(first[0], AttributedConversion)
     assert again == ()
