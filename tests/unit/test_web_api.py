@@ -276,6 +276,7 @@ async def test_tags_default_to_the_pixels_own_type_and_take_placeholder_flags(wo
     assert js["format"] == "js"
     assert "<script src=" in js["tag"]
     assert js["url"] == "https://px.test/px?id=1&t=3&uid=[USER_ID]"
+    assert js["sspx_url"] == "https://px.test/sspx?id=1&sspdata=[SSPDATA]"
     img = (await api.tags(req(ident=1, format="img", value="1", other="true", order_id="0"))).body
     assert "&amp;value=[VALUE]&amp;other=[OTHER]" in img["tag"]
     assert "order_id" not in img["tag"]
