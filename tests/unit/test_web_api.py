@@ -290,3 +290,15 @@ async def test_a_pixels_health_shows_its_loads(world: Any) -> None:
     window.add(Outcome("v1", 1, "post_click", True, NOW - 100, NOW - 50, 1.0, None, 10))
     health = (await api.get(PIXELS, req(ident=1))).body["health"]
     assert health == {"loads_12h": 1, "last_load_at": NOW - 100, "attributed_today": {"post_click": 1, "post_view": 0}}
+
+
+async def test_a_pixels_order_id_deduplication_is_off_by_default_and_set_through_the_api(world: Any) -> None:
+    api, _, _ = world
+    plain = await answer(api.create(PIXELS, req(pixel(1))))
+    dedupe = await answer(api.create(PIXELS, req(pixel(2, dedupe_order_id=True))))
+    bad = await answer(api.create(PIXELS, req(pixel(3, dedupe_order_id="yes"))))
+
+    assert plain.body["dedupe_order_id"] is False
+    assert dedupe.body["dedupe_order_id"] is True
+    assert bad.status == 400
+    assert "dedupe_order_id" in orjson.dumps(bad.body).decode()
