@@ -106,6 +106,30 @@ def corpus() -> list[Hostile]:
             "schema_violation",
         ),
         Hostile(
+            "conversions: a token that does not verify",
+            "conversions",
+            b"mmp",
+            _j({**{k: v for k, v in CONVERSION.items() if k != "user_id"}, "token": "AQJrMQABdQABYQ" + "A" * 43}),
+            "invalid_token",
+        ),
+        Hostile(
+            "conversions: a huge token",
+            "conversions",
+            b"u-1",
+            _j({**CONVERSION, "token": "A" * 200_000}),
+            "invalid_token",
+        ),
+        Hostile(
+            "conversions: token is a number", "conversions", b"u-1", _j({**CONVERSION, "token": 7}), "schema_violation"
+        ),
+        Hostile(
+            "conversions: neither user_id nor token",
+            "conversions",
+            b"u-1",
+            _j({k: v for k, v in CONVERSION.items() if k != "user_id"}),
+            "schema_violation",
+        ),
+        Hostile(
             "impressions: imp_type is a string",
             "impressions",
             b"u-1",

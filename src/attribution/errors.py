@@ -5,6 +5,7 @@ AttributionError
 │   ├── InvalidEncoding    code invalid_utf8 / record_too_large
 │   ├── InvalidJson        code invalid_json / not_an_object
 │   ├── SchemaViolation    code schema_violation (events)
+│   ├── InvalidToken       code invalid_token (a server-side conversion's token does not verify)
 │   └── InvalidConfig      code invalid_pixel (refused with the rule broken)
 │       └── InvalidLineItem code invalid_line_item
 └── UsageError             unusable command-line arguments or input files (CLI exit code 2)
@@ -43,6 +44,13 @@ class InvalidJson(RecordError):
 
 class SchemaViolation(RecordError):
     code = "schema_violation"
+
+
+class InvalidToken(RecordError):
+    """An auction token that is malformed, altered, forged or signed with a key not accepted.
+    Its message names the field and never a secret."""
+
+    code = "invalid_token"
 
 
 class InvalidConfig(RecordError):

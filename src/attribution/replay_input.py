@@ -20,7 +20,7 @@ without holding them, and sort otherwise.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, Protocol
 
 import orjson
@@ -56,7 +56,10 @@ class Reader:
         line_items: MutableMapping[int, LineItem],
         dead: Appender,
         strict: bool,
+        keys: Mapping[str, str] | None = None,
     ) -> None:
+        """`keys`: the auction token keys that verify server-side conversions (none: refused)."""
+        self.keys: Mapping[str, str] = keys or {}
         self.index = index
         self.lines = lines
         self.pixels = pixels
@@ -92,7 +95,7 @@ class Reader:
                         raise Unordered(f"input {index}, line {lineno}: a {topic} record after an event")
                     _apply_config(pixels if topic == "pixels" else line_items, entry.get("key"), topic, value)
                     continue
-                obj = decode_value(topic, value)
+                obj = decode_value(topic, value, self.keys)
             except RecordError as exc:
                 dead.append(encode(dead_letter(exc, topic, 0, offset, _payload(line, topic, entry))))
                 continue

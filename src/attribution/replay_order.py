@@ -24,7 +24,7 @@ import itertools
 import os
 import struct
 import tempfile
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import fields
 from operator import attrgetter
 from pathlib import Path
@@ -176,7 +176,7 @@ class Order(Protocol):
 class Streaming:
     """The k-way merge of inputs that are topic dumps; raises `Unordered` if one is not."""
 
-    def __init__(self, sources: Sequence[Source], dead: Appender) -> None:
+    def __init__(self, sources: Sequence[Source], dead: Appender, keys: Mapping[str, str] | None = None) -> None:
         self.pixels: dict[int, Pixel] = {}
         self.line_items: dict[int, LineItem] = {}
         self._dead = dead
@@ -184,7 +184,11 @@ class Streaming:
         # they come out in input order.
         self._spools = [] if len(sources) == 1 else [_Spool() for _ in sources]
         self._readers = [
-            iter(Reader(i, s.lines(), self.pixels, self.line_items, self._spools[i] if self._spools else dead, True))
+            iter(
+                Reader(
+                    i, s.lines(), self.pixels, self.line_items, self._spools[i] if self._spools else dead, True, keys
+                )
+            )
             for i, s in enumerate(sources)
         ]
         self._heads: list[Row | None] = []
@@ -210,9 +214,17 @@ class Streaming:
 class ExternalSort:
     """All inputs read in order, cut into sorted runs of at most `run_events`, then merged."""
 
-    def __init__(self, sources: Sequence[Source], dead: Appender, workspace: Workspace, run_events: int) -> None:
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        dead: Appender,
+        workspace: Workspace,
+        run_events: int,
+        keys: Mapping[str, str] | None = None,
+    ) -> None:
         if run_events < 1:
             raise ValueError("run_events must be >= 1")
+        self._keys = keys
         self.pixels: dict[int, Pixel] = {}
         self.line_items: dict[int, LineItem] = {}
         self._sources = sources
@@ -225,7 +237,7 @@ class ExternalSort:
     def prime(self) -> None:
         chunk: list[Row] = []
         for i, source in enumerate(self._sources):
-            for row in Reader(i, source.lines(), self.pixels, self.line_items, self._dead, False):
+            for row in Reader(i, source.lines(), self.pixels, self.line_items, self._dead, False, self._keys):
                 chunk.append(row)
                 if len(chunk) >= self._run_events:
                     self._runs.append(self._spill(chunk))

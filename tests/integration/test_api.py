@@ -278,10 +278,12 @@ def test_tags_are_exported_by_the_api_and_the_cli_alike(api: API, worker: Pipeli
         timeout=60,
     )
     assert run.returncode == 0, run.stderr
-    for title in ("# Image tag", "# JavaScript tag", "# Server-side URL"):
+    for title in ("# Image tag", "# JavaScript tag", "# Server-side URL", "# Server-side URL by auction token"):
         assert title in run.stdout
     assert img["tag"] in run.stdout
     assert img["url"] in run.stdout.splitlines()
+    assert img["sspx_url"] in run.stdout.splitlines()
+    assert img["sspx_url"].endswith("&other=[OTHER]&sspdata=[SSPDATA]")
     missing = subprocess.run(
         [ATTRIBUTION, "pixels", "export", "9181"], env=env, capture_output=True, text=True, timeout=60
     )

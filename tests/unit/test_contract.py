@@ -649,10 +649,11 @@ OUTPUT_SAMPLES: dict[str, dict[str, Any]] = {
         "conversion_id": "c", "pixel_id": 1, "advertiser_id": 10, "user_id": "u", "conversion_timestamp": T0,
         "attribution": "post_view", "touch_event_id": "i", "touch_timestamp": T0, "auction_id": "a",
         "line_item_id": 100, "creative_id": 7, "campaign_id": None, "latency_ms": 0, "value": None,
-        "booked_revenue": None, "order_id": None, "other": None, "event_category": None,
+        "booked_revenue": None, "order_id": None, "other": None, "event_category": None, "source": "pixel",
     },
     "unattributed_conversion": {
         "conversion_id": "c", "pixel_id": 1, "user_id": "u", "conversion_timestamp": T0, "reason": "pixel_paused",
+        "source": "server",
     },
     "piggyback_fire": {
         "fire_id": "c:0", "conversion_id": "c", "pixel_id": 1, "pixel_type": "img", "url": "https://p.example",
@@ -671,6 +672,7 @@ OUTPUT_VIOLATIONS = [
     ("attributed_conversion", {"event_category": "sale"}),
     ("attributed_conversion", {"campaign_id": "7"}),
     ("unattributed_conversion", {"reason": "no_touch"}),
+    ("unattributed_conversion", {"source": "browser"}),
     ("unattributed_conversion", {"conversion_timestamp": True}),
     ("piggyback_fire", {"fire_id": "c"}),
     ("piggyback_fire", {"index": -1}),
@@ -772,5 +774,5 @@ def test_an_encoded_output_is_compact_json() -> None:
 
     assert encode(output) == (
         b'{"conversion_id":"c","pixel_id":1,"user_id":"u","conversion_timestamp":1700000000000,'
-        b'"reason":"unknown_pixel"}'
+        b'"reason":"unknown_pixel","source":"pixel"}'
     )

@@ -226,6 +226,7 @@ def pixel_rows(config: Config, pixels: Sequence[Pixel]) -> list[list[str]]:
             window(p.post_view_expire_mins),
             window(p.post_click_expire_mins),
             repeat_rule(p.min_minutes_per_conv),
+            "yes" if p.dedupe_order_id else "no",
             p.pixel_type,
             str(len(p.piggyback_pixels)),
             config.status(p.id) or "",
@@ -243,6 +244,7 @@ PIXEL_HEADERS = (
     "POST-VIEW",
     "POST-CLICK",
     "REPEAT",
+    "ORDER-DEDUP",
     "TYPE",
     "PIGGYBACKS",
     "STATUS",
@@ -353,10 +355,11 @@ def pixels_delete(broker: str | None, topic_prefix: str | None, ident: int, forc
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["all", "img", "js", "url"]),
+    type=click.Choice(["all", "img", "js", "url", "sspx"]),
     default="all",
     show_default=True,
-    help="Which form: the image tag, the JavaScript tag, the server-side URL, or all three.",
+    help="Which form: the image tag, the JavaScript tag, the server-side URL, the server-side URL by "
+    "auction token, or all four.",
 )
 @click.option("--value", is_flag=True, help="Add the value=[VALUE] placeholder (dynamic revenue).")
 @click.option("--order-id", is_flag=True, help="Add the order_id=[ORDER_ID] placeholder.")
@@ -372,11 +375,13 @@ def pixels_export(
     other: bool,
     pixel_host: str | None,
 ) -> None:
-    """Print pixel ID's tags: the image tag, the JavaScript tag and the server-side URL.
+    """Print pixel ID's tags: the image tag, the JavaScript tag, the server-side URL and the
+    server-side URL by auction token.
 
     Placeholders are added only when asked for; the page or server that fires the pixel replaces
     them: [VALUE] (a number >= 0), [ORDER_ID] (<= 36 chars), [OTHER] (<= 30 chars); the server-side
-    URL also carries the user id, [USER_ID].
+    URL also carries the user id, [USER_ID]; the one by auction token carries, last, the token the
+    winning creative received, [SSPDATA].
     """
     from attribution.web import tags
 
@@ -389,8 +394,13 @@ def pixels_export(
     if fmt != "all":
         click.echo(forms[fmt])
         return
-    titles = {"img": "Image tag", "js": "JavaScript tag", "url": "Server-side URL"}
-    click.echo("\n\n".join(f"# {titles[k]}\n{forms[k]}" for k in ("img", "js", "url")))
+    titles = {
+        "img": "Image tag",
+        "js": "JavaScript tag",
+        "url": "Server-side URL",
+        "sspx": "Server-side URL by auction token",
+    }
+    click.echo("\n\n".join(f"# {titles[k]}\n{forms[k]}" for k in ("img", "js", "url", "sspx")))
 
 
 @click.group("line-items")

@@ -33,7 +33,8 @@ def replay_cmd(input_paths: tuple[str, ...], out_dir: str, progress: bool | None
     Memory stays bounded whatever the size: inputs in time order are merged as they are read,
     others sorted through temporary files (in TMPDIR). Writes one file per output topic into
     --out: attributed-conversions.jsonl, unattributed-conversions.jsonl, piggyback-fires.jsonl,
-    dead-letters.jsonl.
+    dead-letters.jsonl. Server-side conversions' tokens are verified with the worker's keys
+    (ATTRIBUTION_TOKEN_SECRET, ATTRIBUTION_TOKEN_KEY_ID, ATTRIBUTION_TOKEN_KEYS).
     """
     settings = settings_from()
     inputs: list[Input] = []
@@ -56,7 +57,7 @@ def replay_cmd(input_paths: tuple[str, ...], out_dir: str, progress: bool | None
     started = time.perf_counter()
     try:
         with tqdm(unit="event", unit_scale=True, disable=_no_bar(progress), file=sys.stderr) as bar:
-            result = replay_inputs(inputs, sink, settings.limits, progress=bar.update)
+            result = replay_inputs(inputs, sink, settings.limits, progress=bar.update, keys=settings.token_key_map)
     finally:
         sink.close()
     elapsed = time.perf_counter() - started

@@ -22,7 +22,14 @@ from attribution.cli.config_cmd import call, table
 from attribution.contract import OUTPUT_TOPICS
 from attribution.settings import Settings
 
-REASONS = ("unknown_pixel", "inactive_pixel", "pixel_paused", "no_eligible_touch", "repeat_limited")
+REASONS = (
+    "unknown_pixel",
+    "inactive_pixel",
+    "pixel_paused",
+    "duplicate_order_id",
+    "no_eligible_touch",
+    "repeat_limited",
+)
 PERCENTILES = (50, 90, 99)
 
 
@@ -185,6 +192,7 @@ HEADERS = (
     "UNKNOWN",
     "INACTIVE",
     "PAUSED",
+    "DUP-ORDER",
     "NO-TOUCH",
     "REPEAT",
     "VALUE",

@@ -2,12 +2,13 @@
 
 Topics are named by their default names (docs/design.md, Topics); a deployment's prefix is applied by the
 streaming settings, never here. `decode` raises a `RecordError` subclass for a record that cannot
-be used; `dead_letter` turns that error and the original bytes into the dead-letter record.
+be used (`InvalidToken` for a server-side conversion whose token does not verify under the keys
+passed in: the keys are the only thing decoding needs besides the record); `dead_letter` turns that error and the original bytes into the dead-letter record.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +28,12 @@ from attribution.domain import (
     Touch,
     UnattributedConversion,
 )
-from attribution.errors import InvalidConfig, InvalidEncoding, InvalidJson, InvalidLineItem, RecordError
+from attribution.errors import InvalidConfig, InvalidEncoding, InvalidJson, InvalidLineItem, InvalidToken, RecordError
+from attribution.tokens import verify
+
+#: Auction token keys accepted, key id -> secret (`Settings.token_key_map`).
+TokenKeys = Mapping[str, str]
+_NO_KEYS: TokenKeys = {}
 
 EVENT_TOPICS = ("impressions", "clicks", "conversions")
 CONFIG_TOPICS = ("pixels", "line-items")
@@ -97,7 +103,7 @@ _TOUCH_FIELDS = (
     "campaign_id",
     "imp_type",
 )
-_CONVERSION_FIELDS = ("event_id", "pixel_id", "user_id", "timestamp", "value", "order_id", "other")
+_CONVERSION_FIELDS = ("event_id", "pixel_id", "user_id", "timestamp", "value", "order_id", "other", "token")
 
 
 def _touch_decoder(kind: str, schema: str) -> Any:
@@ -131,19 +137,43 @@ def _touch_decoder(kind: str, schema: str) -> Any:
     return decode_touch
 
 
-def _decode_conversion(obj: Any) -> Conversion:
+def _decode_conversion(obj: Any, keys: TokenKeys = _NO_KEYS) -> Conversion:
     values = _fast_conversion(obj)
     if values is not None:
-        return Conversion(*values)
+        if values[7] is None:
+            return Conversion(*values[:7])
+        return _server_side(Conversion(*values[:7]), values[7], keys)
     d = _validate_conversion(obj)
-    return Conversion(
+    conv = Conversion(
         d["event_id"],
         int(d["pixel_id"]),
-        d["user_id"],
+        d.get("user_id"),  # None only with a token, resolved below
         int(d["timestamp"]),
         d.get("value"),
         d.get("order_id"),
         d.get("other"),
+    )
+    token = d.get("token")
+    return conv if token is None else _server_side(conv, token, keys)
+
+
+def _server_side(conv: Conversion, token: str, keys: TokenKeys) -> Conversion:
+    """A conversion sent with an auction token: the user and the auction come from the verified
+    token; a `user_id` sent along must name the same user."""
+    if not keys:
+        raise InvalidToken("token: no token key is configured (ATTRIBUTION_TOKEN_SECRET), tokens are refused", "token")
+    claims = verify(token, keys)
+    if conv.user_id is not None and conv.user_id != claims.user_id:
+        raise InvalidToken("token: names another user than user_id", "token")
+    return Conversion(
+        conv.event_id,
+        conv.pixel_id,
+        claims.user_id,
+        conv.timestamp,
+        conv.value,
+        conv.order_id,
+        conv.other,
+        claims.auction_id,
     )
 
 
@@ -198,17 +228,20 @@ _DECODERS: dict[str, Any] = {
 }
 
 
-def decode_value(topic: str, value: Any) -> Decoded:
-    """A parsed JSON value from `topic` (default name) to a domain object, or RecordError."""
+def decode_value(topic: str, value: Any, keys: TokenKeys = _NO_KEYS) -> Decoded:
+    """A parsed JSON value from `topic` (default name) to a domain object, or RecordError.
+    `keys` verify the tokens of server-side conversions (none: every token is refused)."""
     if not isinstance(value, dict):
         raise InvalidJson(f"record: expected a JSON object, got {_json_type(value)}", code="not_an_object")
+    if topic == "conversions":
+        return _decode_conversion(value, keys)
     result: Decoded = _DECODERS[topic](value)
     return result
 
 
-def decode(topic: str, raw: bytes) -> Decoded:
+def decode(topic: str, raw: bytes, keys: TokenKeys = _NO_KEYS) -> Decoded:
     """Raw record bytes from `topic` (default name) to a domain object, or RecordError."""
-    return decode_value(topic, parse_json(raw))
+    return decode_value(topic, parse_json(raw), keys)
 
 
 _MAX_ID = 9223372036854775807

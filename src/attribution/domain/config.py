@@ -82,6 +82,8 @@ class Pixel:
     event_category: str | None = None
     pixel_type: PixelType = "img"
     piggyback_pixels: tuple[PiggybackPixel, ...] = ()
+    #: A repeated `order_id` of the same user and pixel is `duplicate_order_id` (off by default).
+    dedupe_order_id: bool = False
 
     @property
     def post_view_window_ms(self) -> int:

@@ -23,7 +23,7 @@ import faust
 import mode
 
 from attribution.contract import CONFIG_TOPICS, EVENT_TOPICS, OUTPUT_TOPICS
-from attribution.settings import Settings
+from attribution.settings import Settings, check_token_keys
 from attribution.streaming.commits import install as install_commit_guard
 from attribution.streaming.config_cache import RESTORES_HEADER, ConfigCache
 from attribution.streaming.decompression import install as install_bounded_gzip
@@ -44,7 +44,10 @@ CONFIG_WAIT_S = 30.0
 
 
 def create_app(settings: Settings) -> faust.App:
-    """Build the app with its topics, table, cache and agents. Nothing runs until a worker starts."""
+    """Build the app with its topics, table, cache and agents. Nothing runs until a worker starts.
+    Unusable auction token keys (a secret under 32 bytes) raise UsageError: the worker never
+    starts with a guessable secret."""
+    check_token_keys(settings)
     # gzip batches are inflated in bounded steps, oversized records cut short (`decompression`).
     if not install_bounded_gzip():
         log.warning("no decompression-bomb guard: a small gzip batch can take a lot of memory")

@@ -72,6 +72,7 @@ class Processor:
     ) -> None:
         """`names` maps actual (prefixed) topic names to default names; `config` gives the snapshot."""
         self.limits = settings.limits
+        self.token_keys = settings.token_key_map  # verify server-side conversions' tokens
         self.names = names
         self.config = config
         self.clock = clock
@@ -113,14 +114,15 @@ class Processor:
                 name = _source(headers)
             if value is None:
                 raise InvalidJson("record: expected a JSON object, got null", code="not_an_object")
-            record = decode(name, value)
+            record = decode(name, value, self.token_keys)
         except RecordError as exc:
             result.sends.append(("dead-letters", key, encode(dead_letter(exc, topic, partition, offset, value))))
             return result
         assert not isinstance(record, (Pixel, LineItem))
         user_key = record.user_id.encode()
         if key != user_key and not rekeyed:
-            # Mis-keyed: the user's state may live in another partition. Forward it keyed right.
+            # Mis-keyed, or a server-side conversion (keyed by anything; its user is the token's):
+            # the user's state may live in another partition. Forward it keyed right.
             result.rekey = (user_key, value, [(SOURCE_HEADER, name.encode())])
             return result
         if isinstance(record, Touch):

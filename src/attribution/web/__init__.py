@@ -4,7 +4,7 @@
 | route | what |
 |---|---|
 | `GET/POST /pixels`, `GET/PUT/DELETE /pixels/{id}` | pixel management, with status and health (`api`) |
-| `GET /pixels/{id}/tags?format=img\\|js&value=1&order_id=1&other=1` | tag export (`tags`) |
+| `GET /pixels/{id}/tags?format=img\\|js&value=1&order_id=1&other=1` | tag export (`tags`): the tag, the server-side URL and the one by auction token (`sspx_url`) |
 | `GET/POST /line-items`, `GET/PUT/DELETE /line-items/{id}` | line item management (`api`) |
 | `GET /stats` | live figures per pixel over the last hour and day (`stats`, from the output topics) |
 | `GET /dashboard` | a page charting `/stats`, updated every second or two |

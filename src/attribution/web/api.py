@@ -210,6 +210,7 @@ class Api:
                 "format": fmt,
                 "tag": tags.tag(ident, host, fmt, pixel.name, marks),
                 "url": tags.pixel_url(ident, host, "server", marks),
+                "sspx_url": tags.sspx_url(ident, host, marks),
             },
         )
 
