@@ -24,16 +24,16 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaConnectionError
 
+from attribution.app.config import ConfigFold, Kind
+from attribution.contract import CONFIG_TOPICS
+from attribution.domain import Config
+from attribution.errors import KafkaIOError
 from attribution.settings import Settings
 
 Headers = Sequence[tuple[str, bytes]]
 Key = bytes | str | None
 
 CLIENT_ID = "attribution-cli"
-
-
-class KafkaIOError(Exception):
-    """A request the broker cannot serve as asked (not a connection failure)."""
 
 
 class TopicMissing(KafkaIOError):
@@ -218,3 +218,45 @@ async def read_to_end(
     finally:
         with contextlib.suppress(Exception):
             await consumer.stop()
+
+
+#: Headers of every config record (not tombstone) published from outside the worker.
+CONFIG_HEADERS: tuple[tuple[str, bytes], ...] = (("content-type", b"application/json"),)
+
+
+class KafkaConfigStore:
+    """The config store of a command (`app.config.ConfigStore`): the config is both compacted
+    topics read to their end once, the way every worker reads them (`app.config.ConfigFold`); a
+    publish waits for every ack (acks=all) and applies the records to that config."""
+
+    def __init__(self, settings: Settings, timeout: float = 30.0) -> None:
+        self.settings = settings
+        self.timeout = timeout
+        self._folded: ConfigFold | None = None
+
+    async def _fold(self) -> ConfigFold:
+        if self._folded is None:
+            names = {self.settings.topic(t): t for t in CONFIG_TOPICS}
+            records = await read_to_end(self.settings, list(names), timeout=self.timeout)
+            folded = ConfigFold()
+            for topic, recs in records.items():
+                for r in recs:
+                    folded.apply_record(names[topic], r.key, r.value)
+            self._folded = folded
+        return self._folded
+
+    async def current(self) -> Config:
+        return (await self._fold()).config
+
+    async def publish(self, kind: Kind, records: Sequence[tuple[int, bytes | None]]) -> Config:
+        folded = await self._fold()
+        topic = self.settings.topic(kind.topic)
+        async with producer(self.settings, require=[topic]) as p:
+            futures = [
+                await p.send(topic, str(ident).encode(), value, CONFIG_HEADERS if value is not None else ())
+                for ident, value in records
+            ]
+            await asyncio.gather(*futures)
+        for ident, value in records:
+            folded.apply_record(kind.topic, str(ident).encode(), value)
+        return folded.config

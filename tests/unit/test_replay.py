@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from attribution.cli import main
-from attribution.errors import InvalidJson
+from attribution.errors import InvalidKey
 from attribution.replay import OUTPUT_FILES, ReplayResult, config_id, replay
 from helpers import (
     MINUTE,
@@ -90,7 +90,7 @@ def test_the_last_write_of_a_line_item_wins() -> None:
     assert outcome_of(replay(lines), "c") == "pixel_paused"
 
 
-@pytest.mark.parametrize("key", [1, "1", " 1 "], ids=["int-key", "string-key", "padded-string-key"])
+@pytest.mark.parametrize("key", [1, "1"], ids=["int-key", "string-key"])
 def test_a_null_pixel_value_deletes_the_pixel(key: Any) -> None:
     lines = world(line("pixels", None, key=key), conversion_line(event_id="c", timestamp=T0))
 
@@ -127,8 +127,8 @@ def test_a_tombstone_without_a_usable_key_is_a_dead_letter_and_deletes_nothing(k
 
 def test_config_id_accepts_positive_ints_and_their_decimal_text_only() -> None:
     assert (config_id(7), config_id("7"), config_id(b"7")) == (7, 7, 7)
-    for bad in (0, "0", "-1", "x", None, True, 2.0):
-        with pytest.raises(InvalidJson):
+    for bad in (0, "0", "-1", "x", None, True, 2.0, " 1 ", "01", "+1", 2**63):
+        with pytest.raises(InvalidKey):
             config_id(bad)
 
 

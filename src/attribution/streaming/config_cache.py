@@ -22,10 +22,10 @@ import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from attribution.app.config import ConfigFold
 from attribution.contract import config_key, decode_config, reject_oversized
 from attribution.domain import Config, LineItem, Pixel
 from attribution.errors import RecordError
@@ -60,10 +60,10 @@ class Note:
 class ConfigCache:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.pixels: dict[int, Pixel] = {}
-        self.line_items: dict[int, LineItem] = {}
+        self.folded = ConfigFold()
+        self.pixels: dict[int, Pixel] = self.folded.pixels
+        self.line_items: dict[int, LineItem] = self.folded.line_items
         self.ready = asyncio.Event()
-        self._config: Config | None = Config()
         self._topics = {settings.topic("pixels"): "pixels", settings.topic("line-items"): "line-items"}
         #: (actual topic, partition) -> offset of the next record to apply (last applied + 1)
         self.applied: dict[tuple[str, int], int] = {}
@@ -79,9 +79,7 @@ class ConfigCache:
     @property
     def config(self) -> Config:
         """The current snapshot; rebuilt lazily after a change (config changes are rare)."""
-        if self._config is None:
-            self._config = Config(dict(self.pixels), dict(self.line_items))
-        return self._config
+        return self.folded.config
 
     def apply(
         self,
@@ -96,7 +94,6 @@ class ConfigCache:
         write (`contract.decode_config`, the config agent's rule too); any other leaves the cache
         as it was, and if its key names an id that has a version, a `restore` note asks the agent
         to re-publish that version, so that compaction keeps it."""
-        target: dict[int, Any] = self.pixels if topic == "pixels" else self.line_items
         try:
             reject_oversized(headers)
             ident, obj = decode_config(topic, key, value)
@@ -111,19 +108,18 @@ class ConfigCache:
             self._note(topic, partition, offset, Note("restore", key or b"", self._raw.get((topic, ident))))
             return
         self._written[(topic, ident)] = offset
+        previous = self.folded.apply(topic, ident, obj)
         if obj is None:
             self._raw.pop((topic, ident), None)
-            if target.pop(ident, None) is None and restores is None:
+            if previous is None and restores is None:
                 self._note(topic, partition, offset, Note("unknown_id", key or b"", detail=f"{topic} {ident}"))
         else:
             self._raw[(topic, ident)] = value or b""
-            target[ident] = obj
             if isinstance(obj, LineItem):
                 unknown = sorted({link.id for link in obj.pixels if link.id not in self.pixels})
                 if unknown:
                     detail = f"line item {ident} names unknown pixels {', '.join(map(str, unknown))}"
                     self._note(topic, partition, offset, Note("unknown_pixel", key or b"", detail=detail))
-        self._config = None
 
     def _note(self, topic: str, partition: int, offset: int, note: Note) -> None:
         if offset < 0:

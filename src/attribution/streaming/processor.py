@@ -32,7 +32,7 @@ from attribution.domain import (
     release,
     step,
 )
-from attribution.errors import InvalidJson, RecordError
+from attribution.errors import InvalidHeader, InvalidJson, RecordError
 from attribution.settings import Settings
 from attribution.streaming.event_time import TRACKED_SOURCES, EventTime
 from attribution.streaming.expiry import StateExpiry
@@ -243,6 +243,4 @@ def _source(headers: Headers | None) -> str:
     for k, v in headers or ():
         if k == SOURCE_HEADER and v.decode("utf-8", "replace") in EVENT_TOPICS:
             return v.decode()
-    raise InvalidJson(
-        f"header: {SOURCE_HEADER} must name one of {', '.join(EVENT_TOPICS)}", SOURCE_HEADER, code="invalid_header"
-    )
+    raise InvalidHeader(f"header: {SOURCE_HEADER} must name one of {', '.join(EVENT_TOPICS)}", SOURCE_HEADER)
