@@ -7,8 +7,9 @@
 * `partitions(settings, topics)`: partition ids of existing topics; `TopicMissing` otherwise.
 
 Topic names are the actual names (prefix already applied: `settings.topic(name)`). An unreachable
-broker raises `ConnectionError` (the CLI turns it into a one-line message); a missing topic raises
-`TopicMissing`, a read that does not reach the end in time `ReadTimeout`.
+broker raises `Unreachable` (the CLI turns it into a one-line message); a missing topic raises
+`TopicMissing`, a read that does not reach the end in time `ReadTimeout`: all `KafkaIOError`s,
+mapped from aiokafka's exceptions in one place (`map_kafka_errors`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,17 +61,24 @@ class Record:
     headers: tuple[tuple[str, bytes], ...] = ()
 
 
-def _unreachable(settings: Settings, exc: BaseException) -> ConnectionError:
-    return ConnectionError(f"no broker answers at {settings.bootstrap_servers}")
+class Unreachable(KafkaIOError):
+    """No broker answers at the bootstrap servers."""
+
+
+@contextlib.contextmanager
+def map_kafka_errors(settings: Settings) -> Iterator[None]:
+    """The one place aiokafka's connection failures become this package's `Unreachable`."""
+    try:
+        yield
+    except KafkaConnectionError:
+        raise Unreachable(f"no broker answers at {settings.bootstrap_servers}") from None
 
 
 async def partitions(settings: Settings, topics: Iterable[str]) -> dict[str, list[int]]:
     """Partition ids of each topic; `TopicMissing` naming every topic that does not exist."""
     client = AIOKafkaClient(bootstrap_servers=settings.bootstrap_servers, client_id=CLIENT_ID, request_timeout_ms=20000)
-    try:
+    with map_kafka_errors(settings):
         await client.bootstrap()
-    except KafkaConnectionError as exc:
-        raise _unreachable(settings, exc) from None
     try:
         cluster = await client.fetch_all_metadata()
     finally:
@@ -131,11 +139,12 @@ async def producer(
         request_timeout_ms=30000,
     )
     try:
-        await inner.start()
-    except KafkaConnectionError as exc:
+        with map_kafka_errors(settings):
+            await inner.start()
+    except Unreachable:
         with contextlib.suppress(Exception):
             await inner.stop()
-        raise _unreachable(settings, exc) from None
+        raise
     try:
         yield Producer(inner)
         await inner.flush()
@@ -169,11 +178,12 @@ async def read_to_end(
         max_partition_fetch_bytes=4 * 1_048_576,
     )
     try:
-        await consumer.start()
-    except KafkaConnectionError as exc:
+        with map_kafka_errors(settings):
+            await consumer.start()
+    except Unreachable:
         with contextlib.suppress(Exception):
             await consumer.stop()
-        raise _unreachable(settings, exc) from None
+        raise
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
         consumer.assign(tps)

@@ -23,7 +23,7 @@ from attribution.app.config import LINE_ITEMS, PIXELS, ConfigService, Kind, labe
 from attribution.cli.common import kafka_options, run, settings_from
 from attribution.contract import MAX_ID, config_id
 from attribution.domain import Config, LineItem, Pixel
-from attribution.errors import ConfigError, Conflict, Invalid, KafkaIOError, NotApplied, NotFound, Refused, Unavailable
+from attribution.errors import ConfigError, Conflict, Invalid, NotApplied, NotFound, Refused, Unavailable
 from attribution.kafka_io import KafkaConfigStore
 from attribution.settings import Settings
 
@@ -40,14 +40,13 @@ class InputError(click.ClickException):
 
 
 def call(coro: Coroutine[Any, Any, T]) -> T:
-    """`common.run`, plus the broker's refusals (missing topic, timeout) and a missing id or an
-    unavailable config as one-line errors, exit 1. Refused records (`Invalid`, `Conflict`,
+    """`common.run`, plus a missing id or an unavailable config as one-line errors, exit 1. Refused records (`Invalid`, `Conflict`,
     `Refused`) go through: the command reports them record by record."""
     # aiokafka logs each failed connection attempt; a command reports the outcome in one line.
     logging.getLogger("aiokafka").addHandler(logging.NullHandler())
     try:
         return run(coro)
-    except (KafkaIOError, NotFound, Unavailable, NotApplied) as exc:
+    except (NotFound, Unavailable, NotApplied) as exc:
         raise click.ClickException(str(exc)) from None
 
 
