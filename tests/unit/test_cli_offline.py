@@ -15,9 +15,10 @@ import orjson
 import pytest
 from click.testing import CliRunner, Result
 
+from attribution.app.reports import REASONS, percentile
 from attribution.cli import main
 from attribution.cli.config_cmd import InputError, parse_file, repeat_rule, window
-from attribution.cli.report_cmd import REASONS, duration, percentile, render, summarize
+from attribution.cli.report_cmd import duration, render, summarize
 from attribution.cli.simulate_cmd import Stats, TokenBucket
 
 NO_BROKER = "127.0.0.1:1"

@@ -148,6 +148,20 @@ class Processor:
         self._expire(partition, get_state, result)
         return result
 
+    def held_conversions(self) -> int:
+        """Conversions held for event time on this worker now (a gauge of `/metrics`)."""
+        return sum(len(p.held) for p in self.time.partitions.values())
+
+    def forgotten_counts(self) -> dict[str, int]:
+        """What the state's bounds forgot on this worker so far, by part (`attribution_state_forgotten`)."""
+        f = self.forgotten
+        return {
+            "dedup_ids": f.dedup_ids,
+            "touches": f.touches,
+            "counters": f.counters,
+            "expired_users": self.expiry.deleted,
+        }
+
     def due_ticks(self) -> list[int]:
         """Partitions to send a tick to (the timer does): held conversions that outlived the
         bounded wait (`event_time.EventTime.due_ticks`)."""
