@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequenc
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaConnectionError
 
@@ -165,39 +165,22 @@ async def read_to_end(
     read (aborted transactional records are skipped). `timeout` bounds the whole read (None: no
     bound); `progress(n)` is called with the number of records after each fetch.
     """
-    layout = await partitions(settings, topics)
-    tps = [TopicPartition(t, p) for t in layout for p in layout[t]]
-    result: dict[str, list[Record]] = {t: [] for t in layout}
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        client_id=CLIENT_ID,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",
-        max_partition_fetch_bytes=4 * 1_048_576,
-    )
-    try:
-        with map_kafka_errors(settings):
-            await consumer.start()
-    except Unreachable:
-        with contextlib.suppress(Exception):
-            await consumer.stop()
-        raise
+    from attribution.kafka.follower import TopicFollower
+
     deadline = None if timeout is None else time.monotonic() + timeout
-    try:
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
+    async with TopicFollower(settings, topics, max_partition_fetch_bytes=4 * 1_048_576) as follower:
+        tps, ends = follower.partitions, follower.ends
+        result: dict[str, list[Record]] = {tp.topic: [] for tp in tps}
         pending = {tp for tp, end in ends.items() if end > 0}
         by_tp: dict[TopicPartition, list[Record]] = {tp: [] for tp in tps}
         while pending:
             if deadline is not None and time.monotonic() > deadline:
                 left = 0
                 for tp in pending:
-                    left += ends[tp] - await consumer.position(tp)
-                raise ReadTimeout(f"timed out after {timeout:g}s reading {', '.join(layout)}: {left} records left")
-            batches = await consumer.getmany(*pending, timeout_ms=200, max_records=10_000)
+                    left += ends[tp] - await follower.consumer.position(tp)
+                names = ", ".join(dict.fromkeys(tp.topic for tp in tps))
+                raise ReadTimeout(f"timed out after {timeout:g}s reading {names}: {left} records left")
+            batches = await follower.fetch(only=list(pending))
             n = 0
             for tp, messages in batches.items():
                 end = ends[tp]
@@ -219,15 +202,12 @@ async def read_to_end(
             if n and progress is not None:
                 progress(n)
             for tp in list(pending):
-                if await consumer.position(tp) >= ends[tp]:
+                if await follower.reached(tp):
                     pending.discard(tp)
-                    consumer.pause(tp)
+                    follower.consumer.pause(tp)
         for tp in tps:
             result[tp.topic].extend(by_tp[tp])
         return result
-    finally:
-        with contextlib.suppress(Exception):
-            await consumer.stop()
 
 
 #: Headers of every config record (not tombstone) published from outside the worker.

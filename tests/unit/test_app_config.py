@@ -11,14 +11,15 @@ import pytest
 from attribution.app.config import LINE_ITEMS, PIXELS, ConfigService, MemoryStore, fold
 from attribution.contract import config_id
 from attribution.errors import ConfigError, Conflict, Invalid, NotFound, Refused
+from helpers import line_item_json, pixel_json
 
 
 def pixel(ident: int = 1, advertiser: int = 10, **fields: Any) -> dict[str, Any]:
-    return {"id": ident, "advertiser_id": advertiser, "name": f"pixel {ident}", **fields}
+    return pixel_json(id=ident, advertiser_id=advertiser, **{"name": f"pixel {ident}", **fields})
 
 
 def line_item(ident: int = 5, advertiser: int = 10, pixels: tuple[int, ...] = (1,), **fields: Any) -> dict[str, Any]:
-    return {"id": ident, "advertiser_id": advertiser, "pixels": [{"id": p} for p in pixels], **fields}
+    return line_item_json(id=ident, advertiser_id=advertiser, pixels=[{"id": p} for p in pixels], **fields)
 
 
 def service() -> tuple[ConfigService, MemoryStore]:

@@ -20,6 +20,7 @@ from attribution.cli import main
 from attribution.cli.config_cmd import InputError, parse_file, repeat_rule, window
 from attribution.cli.report_cmd import duration, render, summarize
 from attribution.cli.simulate_cmd import Stats, TokenBucket
+from helpers import pixel_json
 
 NO_BROKER = "127.0.0.1:1"
 
@@ -34,7 +35,7 @@ def put(kind: str, content: Any) -> Result:
 
 
 def pixel(**fields: Any) -> dict[str, Any]:
-    return {"id": 42, "advertiser_id": 7, "name": "checkout", **fields}
+    return pixel_json(**{"id": 42, "advertiser_id": 7, "name": "checkout", **fields})
 
 
 # --- pixels put / line-items put: refusals ----------------------------------------------------

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -533,36 +530,3 @@ def test_an_unusable_environment_variable_exits_2_with_a_one_line_message(scenar
 
     assert result.exit_code == 2
     assert "ATTRIBUTION_MAX_TOUCHES" in result.stderr
-
-
-def test_the_installed_attribution_command_replays_a_file(scenario_file: Path, tmp_path: Path) -> None:
-    exe = Path(sys.executable).with_name("attribution")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ATTRIBUTION_")}
-
-    proc = subprocess.run(
-        [str(exe), "replay", str(scenario_file), "--out", str(tmp_path / "out")],
-        capture_output=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
-
-    assert proc.returncode == 0, proc.stderr.decode()
-    assert read_outputs(tmp_path / "out")["attributed-conversions.jsonl"] == SCENARIO_ATTRIBUTED
-    assert b"replayed 14 events" in proc.stderr
-    assert proc.stdout == b""
-
-
-def test_the_installed_command_exits_2_for_a_missing_file(tmp_path: Path) -> None:
-    exe = Path(sys.executable).with_name("attribution")
-
-    proc = subprocess.run(
-        [str(exe), "replay", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "o")],
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
-
-    assert proc.returncode == 2
-    assert b"cannot read" in proc.stderr
-    assert b"Traceback" not in proc.stderr

@@ -18,17 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from attribution.app.config import ConfigFold
 from attribution.contract import config_key, decode_config, reject_oversized
 from attribution.domain import Config, LineItem, Pixel
 from attribution.errors import RecordError
+from attribution.kafka.follower import TopicFollower
 from attribution.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -134,20 +132,10 @@ class ConfigCache:
 
     async def run(self) -> None:
         """Follow the config topics forever (cancel to stop)."""
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap_servers,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
-        await consumer.start()
-        try:
-            tps = await self._partitions(consumer)
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            ends = await consumer.end_offsets(tps)
+        # The topics may be being created as the worker starts: wait a little for them.
+        async with TopicFollower(self.settings, list(self._topics), wait_s=10.0) as follower:
             while True:
-                batches = await consumer.getmany(timeout_ms=200, max_records=10_000)
+                batches = await follower.fetch(timeout_ms=200, max_records=10_000)
                 for tp, messages in batches.items():
                     for m in messages:
                         self.apply(self._topics[tp.topic], m.key, m.value, tp.partition, m.offset, m.headers)
@@ -155,12 +143,9 @@ class ConfigCache:
                     await self.advanced(
                         {(tp.topic, tp.partition): ms[-1].offset + 1 for tp, ms in batches.items() if ms}
                     )
-                if not self.ready.is_set() and await _caught_up(consumer, ends):
+                if not self.ready.is_set() and await follower.caught_up():
                     log.info("config loaded: %d pixels, %d line items", len(self.pixels), len(self.line_items))
                     self.ready.set()
-        finally:
-            with contextlib.suppress(Exception):
-                await consumer.stop()
 
     async def advanced(self, positions: Mapping[tuple[str, int], int]) -> None:
         """Record that everything before these offsets ((actual topic, partition) -> next offset)
@@ -182,39 +167,6 @@ class ConfigCache:
             except TimeoutError:
                 return False
         return True
-
-    async def load(self, timeout: float = 30.0) -> ConfigCache:
-        """Read the config topics to their current end once, then stop (for the CLI)."""
-        task = asyncio.ensure_future(self.run())
-        try:
-            await asyncio.wait_for(self.ready.wait(), timeout)
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        return self
-
-    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
-        tps: list[TopicPartition] = []
-        for topic in self._topics:
-            for _ in range(100):
-                parts = consumer.partitions_for_topic(topic)
-                if parts:
-                    break
-                # aiokafka has no public call that refreshes the metadata of an unsubscribed topic.
-                await consumer._client.force_metadata_update()
-                await asyncio.sleep(0.1)
-            else:
-                raise RuntimeError(f"topic {topic} does not exist: run `attribution topics create`")
-            tps += [TopicPartition(topic, p) for p in sorted(parts)]
-        return tps
-
-
-async def _caught_up(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
-    for tp, end in ends.items():
-        if await consumer.position(tp) < end:
-            return False
-    return True
 
 
 def _restores(headers: Sequence[tuple[str, bytes]] | None) -> int | None:

@@ -1,0 +1,1 @@
+"""The Kafka edge: reading whole topics group-less (`follower`)."""
