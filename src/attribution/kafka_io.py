@@ -210,8 +210,8 @@ async def read_to_end(
         return result
 
 
-#: Headers of every config record (not tombstone) published from outside the worker.
-CONFIG_HEADERS: tuple[tuple[str, bytes], ...] = (("content-type", b"application/json"),)
+#: Headers of every JSON record (not tombstone) published from outside the worker.
+JSON_HEADERS: tuple[tuple[str, bytes], ...] = (("content-type", b"application/json"),)
 
 
 class KafkaConfigStore:
@@ -243,7 +243,7 @@ class KafkaConfigStore:
         topic = self.settings.topic(kind.topic)
         async with producer(self.settings, require=[topic]) as p:
             futures = [
-                await p.send(topic, str(ident).encode(), value, CONFIG_HEADERS if value is not None else ())
+                await p.send(topic, str(ident).encode(), value, JSON_HEADERS if value is not None else ())
                 for ident, value in records
             ]
             await asyncio.gather(*futures)
