@@ -27,6 +27,7 @@ replay and the stores.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -60,6 +61,8 @@ __all__ = [
     "fold",
     "kind_of",
 ]
+
+log = logging.getLogger(__name__)
 
 ConfigObject = Pixel | LineItem
 
@@ -216,6 +219,7 @@ class CacheStore:
             try:
                 partition, offset = await self._publish(topic, str(ident).encode(), value)
             except Exception as exc:  # whatever the producer raises: the write was not taken
+                log.warning("publishing %s %d failed: %s", kind.what, ident, exc)
                 raise Unavailable(f"the broker did not take the write: {exc}") from None
             if not await self.cache.wait_applied(topic, partition, offset, self.timeout):
                 raise NotApplied(

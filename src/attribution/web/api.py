@@ -1,9 +1,11 @@
 """The HTTP API's handlers, free of Faust and aiohttp: a `Request` in, a `Reply` out.
 
-Pixels and line items are read from this worker's `ConfigCache` (the compacted topics read in
-full) and written by publishing to those topics. A write answers only once the cache has applied
-its own record (`ConfigCache.wait_applied`), so a read that follows on the same worker sees it.
-Writes on one worker are serialized, so their checks (exists, in use) see each other.
+The HTTP adapter of the config use cases (`app.config`, where every check lives, shared with the
+CLI): it translates requests into calls and refusals into replies (`map_config_errors`). Pixels
+and line items are read from this worker's config cache (the compacted topics read in full) and
+written by publishing to those topics. A write answers only once the cache has applied its own
+record (`app.config.CacheStore`), so a read that follows on the same worker sees it. Writes on one
+worker are serialized, so their checks (exists, in use) see each other.
 
 Status codes: 400 unusable body or query; 401 missing or wrong bearer token (403 when no token is
 configured: writes are off); 404 unknown id; 409 conflicts with the current config
@@ -150,10 +152,6 @@ class Api:
         self.reporting = reporting
         self.write_timeout = write_timeout
         self.service = ConfigService(CacheStore(cache, publish, settings.topic, write_timeout))
-
-    async def config(self) -> Config:
-        with map_config_errors():
-            return await self.service.config()
 
     # --- reads ---------------------------------------------------------------------------------
 
