@@ -16,7 +16,7 @@ from typing import Any
 import click
 import orjson
 
-from attribution.app.reports import PERCENTILES, REASONS, Outcome, Tally
+from attribution.app.reports import DAY_MS, HOUR_MS, MINUTE_MS, PERCENTILES, REASONS, Outcome, Tally
 from attribution.cli.common import kafka_options, settings_from
 from attribution.cli.config_cmd import call, table
 from attribution.contract import OUTPUT_TOPICS
@@ -126,7 +126,7 @@ def duration(ms: float) -> str:
     """Milliseconds in a human unit: 850ms, 12.3s, 4.5m, 2.1h, 3.2d."""
     if ms < 1000:
         return f"{ms:.0f}ms"
-    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+    for unit, size in (("d", DAY_MS), ("h", HOUR_MS), ("m", MINUTE_MS), ("s", 1000)):
         if ms >= size:
             return f"{ms / size:.1f}{unit}"
     raise AssertionError("unreachable")
