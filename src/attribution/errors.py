@@ -17,12 +17,12 @@ AttributionError
 │   ├── Refused            several records of one write refused (`errors`: each its own error)
 │   ├── Unavailable        code unavailable: the config cannot be read or written now
 │   └── NotApplied         code not_applied: written, but not read back in time
-├── KafkaIOError           the broker cannot be reached or refused (`attribution.kafka_io`)
+├── KafkaIOError           the broker cannot be reached or refused (`attribution.kafka.client`)
 ├── ApiError               an HTTP reply other than success (`attribution.web.api`)
 └── UsageError             unusable command-line arguments or input files (CLI exit code 2)
 
 Each edge maps foreign exceptions into this tree in one place: the Kafka edge in
-`attribution.kafka_io.map_kafka_errors`, the HTTP API in `attribution.web.api.map_config_errors`.
+`attribution.kafka.client.map_kafka_errors`, the HTTP API in `attribution.web.api.map_config_errors`.
 """
 
 from __future__ import annotations

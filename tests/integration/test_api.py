@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from attribution.kafka_io import read_to_end
+from attribution.kafka.client import read_to_end
 from attribution.settings import Settings
 from attribution.web.openapi import document
 from helpers import pixel_json

@@ -8,8 +8,8 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from attribution.kafka.client import TopicMissing
 from attribution.kafka.follower import TopicFollower
-from attribution.kafka_io import TopicMissing
 from attribution.settings import Settings
 from attribution.streaming.topics import create_topics
 from integration.harness import BROKER

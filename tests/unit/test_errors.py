@@ -7,7 +7,7 @@ import pytest
 from attribution import errors
 from attribution.contract import decode_config
 from attribution.errors import AttributionError, InvalidKey, RecordError
-from attribution.kafka_io import ReadTimeout, TopicMissing, Unreachable
+from attribution.kafka.client import ReadTimeout, TopicMissing, Unreachable
 from attribution.web.api import ApiError
 
 

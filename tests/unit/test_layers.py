@@ -19,9 +19,10 @@ ROOT = Path(attribution.__file__).parent
 
 #: package -> packages (or modules) it must never import
 FORBIDDEN = {
-    "app": ("attribution.streaming", "attribution.web", "attribution.cli", "attribution.kafka_io", "attribution.worker",
+    "app": ("attribution.streaming", "attribution.web", "attribution.cli", "attribution.kafka", "attribution.worker",
             "faust", "aiokafka", "aiohttp", "click"),
     "web": ("attribution.streaming", "attribution.cli", "attribution.worker"),
+    "kafka": ("attribution.streaming", "attribution.web", "attribution.cli", "attribution.worker"),
     "streaming": ("attribution.web", "attribution.cli", "attribution.worker"),
     "contract": ("attribution.app", "attribution.streaming", "attribution.web", "attribution.cli"),
 }  # fmt: skip

@@ -12,10 +12,11 @@ from typing import Any
 import orjson
 import pytest
 
+from attribution.app.reports import Outcome
 from attribution.settings import Settings
 from attribution.streaming.config_cache import ConfigCache
 from attribution.web.api import LINE_ITEMS, PIXELS, Api, Reply, Request
-from attribution.web.outcomes import Outcome, OutcomeWindow
+from attribution.web.outcomes import OutcomeWindow
 from attribution.web.reporting import Reporting
 from helpers import answer, pixel_json
 

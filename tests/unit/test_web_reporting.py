@@ -10,14 +10,16 @@ import orjson
 from attribution.app.reports import (
     HOUR_MS,
     MINUTE_MS,
+    Outcome,
     empty_health,
     health_of_buckets,
+    parse_outcome,
     pixel_health,
     start_of_day,
     summarize,
     summarize_buckets,
 )
-from attribution.web.outcomes import Outcome, OutcomeWindow, parse_outcome
+from attribution.web.outcomes import OutcomeWindow
 from attribution.web.reporting import Reporting
 
 NOW = 1_795_000_000_000  # 2026-11-18T...Z

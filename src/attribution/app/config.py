@@ -16,7 +16,7 @@ the records before it in the write leave it) before anything is published (`Refu
 
 The use cases talk to a `ConfigStore`: read the current config, publish records. The worker's store
 publishes and waits until its own config cache has applied the record (`CacheStore`), so a read
-that follows sees the write; the CLI's reads the topics to their end (`kafka_io.KafkaConfigStore`);
+that follows sees the write; the CLI's reads the topics to their end (`kafka.client.KafkaConfigStore`);
 `MemoryStore` keeps the records in memory, for tests. Writes through one `ConfigService` are
 serialized, so their checks see each other.
 

@@ -39,7 +39,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine; Kafka's failures become a one-line error, not a traceback (the one place
     the CLI maps them): an unreachable broker, a refusal of the Kafka edge (`KafkaIOError`: a
     missing topic, a read timed out), any other aiokafka error."""
-    from attribution.kafka_io import Unreachable
+    from attribution.kafka.client import Unreachable
 
     try:
         return asyncio.run(coro)

@@ -24,7 +24,7 @@ from attribution.cli.common import kafka_options, run, settings_from
 from attribution.contract import MAX_ID, config_id
 from attribution.domain import Config, LineItem, Pixel
 from attribution.errors import ConfigError, Conflict, Invalid, NotApplied, NotFound, Refused, Unavailable
-from attribution.kafka_io import JSON_HEADERS, KafkaConfigStore
+from attribution.kafka.client import JSON_HEADERS, KafkaConfigStore
 from attribution.settings import Settings
 
 T = TypeVar("T")

@@ -187,7 +187,7 @@ def render(summary: Mapping[str, Any]) -> str:
 
 async def read_outputs(settings: Settings, timeout: float) -> dict[str, list[bytes | None]]:
     """The values of the output topics, by default topic name, to their current end."""
-    from attribution.kafka_io import read_to_end
+    from attribution.kafka.client import read_to_end
 
     names = {settings.topic(t): t for t in OUTPUT_TOPICS}
     records = await read_to_end(settings, list(names), timeout=timeout)

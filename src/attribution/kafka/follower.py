@@ -3,11 +3,11 @@ group, nothing committed), read from a start position in batches, knowing when i
 end offsets seen when it started.
 
 Every component that reads a topic in full uses it: the worker's config cache (from the beginning,
-forever), the outcome feed of `/stats` (from 24 hours ago, forever), the CLI (`kafka_io.read_to_end`:
+forever), the outcome feed of `/stats` (from 24 hours ago, forever), the CLI (`kafka.client.read_to_end`:
 from the beginning to the end) and the integration tests' harness.
 
 Topic names are the actual names (prefix applied). A missing topic raises `TopicMissing` (after
-waiting up to `wait_s` for it to appear), an unreachable broker `Unreachable` (`kafka_io`).
+waiting up to `wait_s` for it to appear), an unreachable broker `Unreachable` (`kafka.client`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from attribution.kafka_io import CLIENT_ID, TopicMissing, Unreachable, map_kafka_errors, partitions
+from attribution.kafka.client import CLIENT_ID, TopicMissing, Unreachable, map_kafka_errors, partitions
 from attribution.settings import Settings
 
 __all__ = ["BEGINNING", "TopicFollower"]

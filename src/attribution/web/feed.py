@@ -14,10 +14,11 @@ import logging
 import time
 from collections.abc import Callable
 
+from attribution.app.reports import parse_outcome
+from attribution.kafka.client import TopicMissing
 from attribution.kafka.follower import TopicFollower
-from attribution.kafka_io import TopicMissing
 from attribution.settings import Settings
-from attribution.web.outcomes import OutcomeWindow, parse_outcome
+from attribution.web.outcomes import OutcomeWindow
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,7 @@ import bisect
 from collections import deque
 from collections.abc import Iterator, Sequence
 
-from attribution.app.reports import DAY_MS, MINUTE_MS, Outcome, parse_outcome
-
-__all__ = ["Outcome", "OutcomeWindow", "parse_outcome"]
+from attribution.app.reports import DAY_MS, MINUTE_MS, Outcome
 
 
 class OutcomeWindow:

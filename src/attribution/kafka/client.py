@@ -3,8 +3,10 @@
 * `producer(settings, require=...)`: an acks=all, idempotent producer of `(topic, key, value)`
   with headers, as an async context manager that flushes on exit.
 * `read_to_end(settings, topics)`: every record of some topics, from the beginning to the end
-  offsets seen at start, read by a group-less consumer (no offsets are committed anywhere).
+  offsets seen at start, read by a group-less consumer (`follower.TopicFollower`: no offsets are
+  committed anywhere).
 * `partitions(settings, topics)`: partition ids of existing topics; `TopicMissing` otherwise.
+* `KafkaConfigStore`: the config as the CLI reads and writes it (`app.config.ConfigStore`).
 
 Topic names are the actual names (prefix already applied: `settings.topic(name)`). An unreachable
 broker raises `Unreachable` (the CLI turns it into a one-line message); a missing topic raises
