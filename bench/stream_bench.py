@@ -76,6 +76,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.partitioner import murmur2
 
+from attribution.app import reports
 from attribution.contract import OUTPUT_TOPICS
 from attribution.settings import Settings
 from attribution.streaming.topics import create_topics
@@ -114,10 +115,9 @@ def partition_of(key: bytes, partitions: int = PARTITIONS) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    if not sorted_values:
-        return math.nan
-    return sorted_values[max(0, math.ceil(q * len(sorted_values)) - 1)]
+def percentile(sorted_values: Sequence[float], p: int) -> float:
+    """`app.reports.percentile` (nearest rank, `p` from 0 to 100); NaN for no values."""
+    return reports.percentile(sorted_values, p) if sorted_values else math.nan
 
 
 # -- /proc ------------------------------------------------------------------------------------
@@ -688,8 +688,8 @@ class Bench:
         return {
             "active_users": len(real),
             "value_bytes_mean": round(statistics.fmean(sizes), 1) if sizes else None,
-            "value_bytes_p50": percentile(sizes, 0.5),
-            "value_bytes_p99": percentile(sizes, 0.99),
+            "value_bytes_p50": percentile(sizes, 50),
+            "value_bytes_p99": percentile(sizes, 99),
             "value_bytes_max": sizes[-1] if sizes else None,
             "key_bytes_mean": round(statistics.fmean(keys), 1) if keys else None,
             # bytes objects of key and value + a dict slot (3 words, at 2/3 load)
@@ -784,12 +784,12 @@ class Bench:
             "measured_s": size.latency_s,
             "conversions_measured": len(measured),
             "conversions_without_outcome": len(measured - seen.keys()),
-            "p50_ms": round(percentile(got, 0.5), 1),
-            "p90_ms": round(percentile(got, 0.9), 1),
-            "p99_ms": round(percentile(got, 0.99), 1),
+            "p50_ms": round(percentile(got, 50), 1),
+            "p90_ms": round(percentile(got, 90), 1),
+            "p99_ms": round(percentile(got, 99), 1),
             "max_ms": round(got[-1], 1) if got else None,
-            "p50_to_outcome_sent_ms": round(percentile(worker_side, 0.5), 1),
-            "p99_to_outcome_sent_ms": round(percentile(worker_side, 0.99), 1),
+            "p50_to_outcome_sent_ms": round(percentile(worker_side, 50), 1),
+            "p99_to_outcome_sent_ms": round(percentile(worker_side, 99), 1),
             "worker_cpu_share": round(cpu / wall, 3),
         }
 

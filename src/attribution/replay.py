@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from attribution.contract import encode, topic_of
-from attribution.domain import DEFAULT_LIMITS, EMPTY, Config, Limits, UserState, step
+from attribution.domain import DEFAULT_LIMITS, EMPTY, Limits, UserState, step
 from attribution.domain.state import latest_use
 from attribution.expiry_index import ExpiryIndex
 from attribution.replay_input import Appender, Unordered, config_id
@@ -115,7 +115,7 @@ def replay_inputs(
 def _replay(order: Order, sink: Sink, limits: Limits, progress: Progress | None) -> ReplayResult:
     result = ReplayResult()
     order.prime()
-    config = Config(order.pixels, order.line_items)
+    config = order.folded.config
     users = result.users
     outs = sink.channels
     # Expiry state lives here: `_replay` may run twice in one replay (merge, then sort).

@@ -38,6 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from attribution.domain import Limits
+from attribution.domain.config import DAY_MS
 from attribution.errors import UsageError
 from attribution.tokens import KEY_ID, MIN_SECRET_BYTES
 
@@ -58,10 +59,10 @@ class Settings:
     app_id: str = "attribution"
     web_host: str = "127.0.0.1"
     web_port: int = 6066
-    dedup_retention_ms: int = 7 * 86_400_000
+    dedup_retention_ms: int = 7 * DAY_MS
     touches_per_line_item: int = 2
     max_touches: int = 64
-    repeat_retention_ms: int = 90 * 86_400_000
+    repeat_retention_ms: int = 90 * DAY_MS
     hold_ms: int = 3000
     max_held: int = 1000
     touches_ahead_bytes: int = 300_000

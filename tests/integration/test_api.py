@@ -23,9 +23,10 @@ from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from attribution.kafka_io import read_to_end
+from attribution.kafka.client import read_to_end
 from attribution.settings import Settings
 from attribution.web.openapi import document
+from helpers import pixel_json
 from integration.harness import ATTRIBUTION, Pipeline
 
 TOKEN = "it-token-0123456789abcdef0123456789"
@@ -96,7 +97,7 @@ API = Callable[..., tuple[int, dict[str, str], Any]]
 
 
 def pixel(ident: int, advertiser: int = 10, **fields: Any) -> dict[str, Any]:
-    return {"id": ident, "advertiser_id": advertiser, "name": f"pixel {ident}", **fields}
+    return pixel_json(id=ident, advertiser_id=advertiser, **{"name": f"pixel {ident}", **fields})
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:

@@ -15,10 +15,12 @@ import orjson
 import pytest
 from click.testing import CliRunner, Result
 
+from attribution.app.reports import REASONS, percentile
 from attribution.cli import main
 from attribution.cli.config_cmd import InputError, parse_file, repeat_rule, window
-from attribution.cli.report_cmd import REASONS, duration, percentile, render, summarize
+from attribution.cli.report_cmd import duration, render, summarize
 from attribution.cli.simulate_cmd import Stats, TokenBucket
+from helpers import pixel_json
 
 NO_BROKER = "127.0.0.1:1"
 
@@ -33,7 +35,7 @@ def put(kind: str, content: Any) -> Result:
 
 
 def pixel(**fields: Any) -> dict[str, Any]:
-    return {"id": 42, "advertiser_id": 7, "name": "checkout", **fields}
+    return pixel_json(**{"id": 42, "advertiser_id": 7, "name": "checkout", **fields})
 
 
 # --- pixels put / line-items put: refusals ----------------------------------------------------

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from attribution.cli import main
-from attribution.errors import InvalidJson
+from attribution.errors import InvalidKey
 from attribution.replay import OUTPUT_FILES, ReplayResult, config_id, replay
 from helpers import (
     MINUTE,
@@ -90,7 +87,7 @@ def test_the_last_write_of_a_line_item_wins() -> None:
     assert outcome_of(replay(lines), "c") == "pixel_paused"
 
 
-@pytest.mark.parametrize("key", [1, "1", " 1 "], ids=["int-key", "string-key", "padded-string-key"])
+@pytest.mark.parametrize("key", [1, "1"], ids=["int-key", "string-key"])
 def test_a_null_pixel_value_deletes_the_pixel(key: Any) -> None:
     lines = world(line("pixels", None, key=key), conversion_line(event_id="c", timestamp=T0))
 
@@ -127,8 +124,8 @@ def test_a_tombstone_without_a_usable_key_is_a_dead_letter_and_deletes_nothing(k
 
 def test_config_id_accepts_positive_ints_and_their_decimal_text_only() -> None:
     assert (config_id(7), config_id("7"), config_id(b"7")) == (7, 7, 7)
-    for bad in (0, "0", "-1", "x", None, True, 2.0):
-        with pytest.raises(InvalidJson):
+    for bad in (0, "0", "-1", "x", None, True, 2.0, " 1 ", "01", "+1", 2**63):
+        with pytest.raises(InvalidKey):
             config_id(bad)
 
 
@@ -533,36 +530,3 @@ def test_an_unusable_environment_variable_exits_2_with_a_one_line_message(scenar
 
     assert result.exit_code == 2
     assert "ATTRIBUTION_MAX_TOUCHES" in result.stderr
-
-
-def test_the_installed_attribution_command_replays_a_file(scenario_file: Path, tmp_path: Path) -> None:
-    exe = Path(sys.executable).with_name("attribution")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ATTRIBUTION_")}
-
-    proc = subprocess.run(
-        [str(exe), "replay", str(scenario_file), "--out", str(tmp_path / "out")],
-        capture_output=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
-
-    assert proc.returncode == 0, proc.stderr.decode()
-    assert read_outputs(tmp_path / "out")["attributed-conversions.jsonl"] == SCENARIO_ATTRIBUTED
-    assert b"replayed 14 events" in proc.stderr
-    assert proc.stdout == b""
-
-
-def test_the_installed_command_exits_2_for_a_missing_file(tmp_path: Path) -> None:
-    exe = Path(sys.executable).with_name("attribution")
-
-    proc = subprocess.run(
-        [str(exe), "replay", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "o")],
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
-
-    assert proc.returncode == 2
-    assert b"cannot read" in proc.stderr
-    assert b"Traceback" not in proc.stderr

@@ -12,12 +12,13 @@ from typing import Any
 import orjson
 import pytest
 
+from attribution.app.reports import Outcome
 from attribution.settings import Settings
 from attribution.streaming.config_cache import ConfigCache
 from attribution.web.api import LINE_ITEMS, PIXELS, Api, Reply, Request
-from attribution.web.outcomes import Outcome, OutcomeWindow
+from attribution.web.outcomes import OutcomeWindow
 from attribution.web.reporting import Reporting
-from helpers import answer
+from helpers import answer, pixel_json
 
 TOKEN = "s3cret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -70,7 +71,7 @@ def req(
 
 
 def pixel(ident: int = 1, **fields: Any) -> dict[str, Any]:
-    return {"id": ident, "advertiser_id": 10, "name": f"pixel {ident}", **fields}
+    return pixel_json(id=ident, **{"name": f"pixel {ident}", **fields})
 
 
 def error(reply: Reply) -> dict[str, Any]:

@@ -69,7 +69,7 @@ async def simulate(
     settings: Settings, spec: TrafficSpec, *, rate: float | None, with_config: bool, bar: Any = None
 ) -> Stats:
     """Publish the spec's config records (when `with_config`) then its events; returns counts."""
-    from attribution.kafka_io import producer
+    from attribution.kafka.client import producer
     from attribution.synth import config_records, events
 
     stats = Stats()

@@ -28,7 +28,15 @@ from attribution.domain import (
     Touch,
     UnattributedConversion,
 )
-from attribution.errors import InvalidConfig, InvalidEncoding, InvalidJson, InvalidLineItem, InvalidToken, RecordError
+from attribution.errors import (
+    InvalidConfig,
+    InvalidEncoding,
+    InvalidJson,
+    InvalidKey,
+    InvalidLineItem,
+    InvalidToken,
+    RecordError,
+)
 from attribution.tokens import verify
 
 #: Auction token keys accepted, key id -> secret (`Settings.token_key_map`).
@@ -244,16 +252,31 @@ def decode(topic: str, raw: bytes, keys: TokenKeys = _NO_KEYS) -> Decoded:
     return decode_value(topic, parse_json(raw), keys)
 
 
-_MAX_ID = 9223372036854775807
+#: The largest id (a signed 64-bit integer, as in the schemas).
+MAX_ID = 9223372036854775807
+
+
+def config_id(raw: object) -> int | None:
+    """The one rule for what names a pixel or line item: an integer from 1 to MAX_ID, given as an
+    int or as its decimal text exactly as it prints (`"7"`, not `"07"`, `" 7"` or `"+7"`, which
+    compaction would keep apart from `"7"`); None for anything else."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        return raw if 1 <= raw <= MAX_ID else None
+    if isinstance(raw, str):
+        if not raw.isascii():
+            return None
+        raw = raw.encode()
+    if not isinstance(raw, bytes) or not 0 < len(raw) <= 19 or not raw.isdigit() or raw.startswith(b"0"):
+        return None
+    ident = int(raw)
+    return ident if ident <= MAX_ID else None
 
 
 def config_key(key: bytes | None) -> int | None:
-    """The id a config record's key names: its decimal text exactly as the id prints (`b"7"`, not
-    `b"07"` or `b" 7"`, which compaction would keep apart from `b"7"`), 1 to 2^63-1; else None."""
-    if key is None or not 0 < len(key) <= 19 or not key.isdigit() or key.startswith(b"0"):
-        return None
-    ident = int(key)
-    return ident if ident <= _MAX_ID else None
+    """The id a config record's key names (`config_id`), else None."""
+    return config_id(key)
 
 
 def decode_config(topic: str, key: bytes | None, value: bytes | None) -> tuple[int, Pixel | LineItem | None]:
@@ -263,15 +286,13 @@ def decode_config(topic: str, key: bytes | None, value: bytes | None) -> tuple[i
     ident = config_key(key)
     if value is None:
         if ident is None:
-            raise InvalidJson(f"key: {_shown(key)} is not a config id for a delete", "key", code="invalid_key")
+            raise InvalidKey(f"key: {_shown(key)} is not a config id for a delete", "key")
         return ident, None
     obj = decode(topic, value)
     assert isinstance(obj, (Pixel, LineItem))
     if ident != obj.id:
-        raise InvalidJson(
-            f"key: {_shown(key)} is not the record's id {obj.id} (a config record is keyed by its id)",
-            "key",
-            code="invalid_key",
+        raise InvalidKey(
+            f"key: {_shown(key)} is not the record's id {obj.id} (a config record is keyed by its id)", "key"
         )
     return ident, obj
 

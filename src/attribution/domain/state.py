@@ -62,10 +62,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from attribution.domain.config import LONGEST_RETENTION, Config, Retention
+from attribution.domain.config import DAY_MS, LONGEST_RETENTION, Config, Retention
 from attribution.domain.records import Conversion, Touch
-
-DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import faust
@@ -34,7 +35,6 @@ from attribution.streaming.processor import Processor
 from attribution.streaming.recovery import BatchedTableManager
 from attribution.streaming.topics import INTERNAL_TOPICS, MAX_MESSAGE_BYTES, REKEY_TOPIC, TICK_TOPIC
 from attribution.streaming.tuning import FETCH_MAX_WAIT_MS, reactivate_buffered, shorten_fetch_wait
-from attribution.web.hosts import host_guard
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,9 @@ TICK_INTERVAL_S = 0.2
 CONFIG_WAIT_S = 30.0
 
 
-def create_app(settings: Settings) -> faust.App:
+def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App:
     """Build the app with its topics, table, cache and agents. Nothing runs until a worker starts.
+    `middlewares` wrap every route of the app's web server (`attribution.worker` adds the HTTP side).
     Unusable auction token keys (a secret under 32 bytes) raise UsageError: the worker never
     starts with a guessable secret."""
     check_token_keys(settings)
@@ -61,8 +62,7 @@ def create_app(settings: Settings) -> faust.App:
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_bind=settings.web_host,
-        # Every route, Faust's pages included, answers only the names it is known by (DNS rebinding).
-        web_application_options={"middlewares": [host_guard(settings.allowed_hosts)]},
+        web_application_options={"middlewares": list(middlewares)},
         topic_partitions=settings.partitions,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
@@ -205,11 +205,6 @@ def create_app(settings: Settings) -> faust.App:
                     log.warning("config: %s offset %d changed nothing; id %s re-published", m.topic, m.offset, note.key)
                 else:
                     log.warning("config: %s offset %d accepted: %s", m.topic, m.offset, note.detail)
-
-    # --- web side (attribution.web): HTTP API, /stats, /dashboard, /metrics; fed by a Faust sensor ---
-    from attribution.web import register as register_web
-
-    register_web(app, settings, cache=cache, processor=processor)
 
     app.attribution = {"cache": cache, "users": users, "processor": processor, "outputs": outputs}  # type: ignore[attr-defined]
     return app

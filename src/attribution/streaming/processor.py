@@ -32,7 +32,7 @@ from attribution.domain import (
     release,
     step,
 )
-from attribution.errors import InvalidJson, RecordError
+from attribution.errors import InvalidHeader, InvalidJson, RecordError
 from attribution.settings import Settings
 from attribution.streaming.event_time import TRACKED_SOURCES, EventTime
 from attribution.streaming.expiry import StateExpiry
@@ -150,6 +150,20 @@ class Processor:
         self._expire(partition, get_state, result)
         return result
 
+    def held_conversions(self) -> int:
+        """Conversions held for event time on this worker now (a gauge of `/metrics`)."""
+        return sum(len(p.held) for p in self.time.partitions.values())
+
+    def forgotten_counts(self) -> dict[str, int]:
+        """What the state's bounds forgot on this worker so far, by part (`attribution_state_forgotten`)."""
+        f = self.forgotten
+        return {
+            "dedup_ids": f.dedup_ids,
+            "touches": f.touches,
+            "counters": f.counters,
+            "expired_users": self.expiry.deleted,
+        }
+
     def due_ticks(self) -> list[int]:
         """Partitions to send a tick to (the timer does): held conversions that outlived the
         bounded wait (`event_time.EventTime.due_ticks`)."""
@@ -245,6 +259,4 @@ def _source(headers: Headers | None) -> str:
     for k, v in headers or ():
         if k == SOURCE_HEADER and v.decode("utf-8", "replace") in EVENT_TOPICS:
             return v.decode()
-    raise InvalidJson(
-        f"header: {SOURCE_HEADER} must name one of {', '.join(EVENT_TOPICS)}", SOURCE_HEADER, code="invalid_header"
-    )
+    raise InvalidHeader(f"header: {SOURCE_HEADER} must name one of {', '.join(EVENT_TOPICS)}", SOURCE_HEADER)
