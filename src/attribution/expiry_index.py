@@ -10,6 +10,10 @@ import heapq
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
+from attribution.domain import Limits, UserState
+from attribution.domain.config import Retention
+from attribution.domain.state import compact, latest_use, next_change
+
 K = TypeVar("K", bound=Hashable)
 
 #: Most index entries looked at per event: a few deletions per event keep up with any rate of
@@ -21,7 +25,33 @@ HELD_RECHECK_MS = 60_000
 #: stream's user written by the record being handled).
 HELD = 2**62
 
+#: A quiet user whose state only partly expired is compacted (`due_state`) and looked at again no
+#: sooner than this much event time later: at most one rewrite of its state per day.
+COMPACT_STEP_MS = 86_400_000
+
 Check = Callable[[K], int | None]
+
+
+def first_look(state: UserState, retention: Retention, limits: Limits) -> int:
+    """When to look at a new user first: when the first part of its state expires."""
+    change = next_change(state, retention, limits)
+    return latest_use(state, retention, limits) if change is None else change
+
+
+def due_state(state: UserState, horizon: int, retention: Retention, limits: Limits) -> tuple[int, UserState]:
+    """For a user whose index entry came due at `horizon`: (when to look again, the state to keep).
+
+    When to look again is before `horizon` when the whole state expired (delete it). Otherwise the
+    state to keep is `state` without what expired (`domain.state.compact`; write it back when it
+    is not `state`), looked at again when more of it expires, but not sooner than
+    `COMPACT_STEP_MS`, nor later than when all of it does."""
+    latest = latest_use(state, retention, limits)
+    if latest < horizon:
+        return latest, state
+    kept = compact(state, horizon, retention, limits)
+    change = next_change(kept, retention, limits)
+    look = horizon + COMPACT_STEP_MS if change is None else max(change, horizon + COMPACT_STEP_MS)
+    return min(look, latest), kept
 
 
 class ExpiryIndex(Generic[K]):

@@ -16,9 +16,10 @@ Memory is bounded whatever the input's size: inputs that are topic dumps (events
 config first) are merged as they are read, others sorted in runs spilled to temporary files
 (`attribution.replay_order`); outputs go to a sink as they are made (`attribution.replay_sink`).
 A user whose state has expired (`domain.state.expires_at` before the current event's timestamp)
-is dropped from the map of states by the stream's own `ExpiryIndex`, so replay holds the users
-active within the retention windows, not every user of the input; `ReplayResult.users` holds the
-states left at the end.
+is dropped from the map of states by the stream's own `ExpiryIndex`, and a quiet user's state
+loses the parts that expired (`expiry_index.due_state`), so replay holds the users active within
+the retention windows, not every user of the input; `ReplayResult.users` holds the states left
+at the end.
 """
 
 from __future__ import annotations
@@ -30,8 +31,7 @@ from typing import Protocol
 
 from attribution.contract import encode, topic_of
 from attribution.domain import DEFAULT_LIMITS, EMPTY, Limits, UserState, step
-from attribution.domain.state import latest_use
-from attribution.expiry_index import ExpiryIndex
+from attribution.expiry_index import ExpiryIndex, due_state, first_look
 from attribution.replay_input import Appender, Unordered, config_id
 from attribution.replay_order import RUN_EVENTS, ExternalSort, Input, Order, Streaming, Workspace, sources_of
 from attribution.replay_sink import OUTPUT_FILES, FileSink, MemorySink
@@ -122,9 +122,16 @@ def _replay(order: Order, sink: Sink, limits: Limits, progress: Progress | None)
     index: ExpiryIndex[str] = ExpiryIndex()
     retention = config.retention
 
+    horizon = 0
+
     def check(uid: str) -> int | None:
         state = users.get(uid)
-        return None if state is None else latest_use(state, retention, limits)
+        if state is None:
+            return None
+        look, kept = due_state(state, horizon, retention, limits)
+        if kept is not state:
+            users[uid] = kept  # what expired of a quiet user's state: never needed again
+        return look
 
     n = 0
     for n, (ts, _, _, _, event) in enumerate(order.rows(), 1):
@@ -133,8 +140,9 @@ def _replay(order: Order, sink: Sink, limits: Limits, progress: Progress | None)
         state, outputs = step(EMPTY if before is None else before, event, config, limits)
         users[uid] = state
         if before is None:
-            index.add(0, uid, latest_use(state, retention, limits))
+            index.add(0, uid, first_look(state, retention, limits))
         if index.any_due(0, ts):  # the horizon: no later event is earlier than this one
+            horizon = ts
             for gone in index.due(0, ts, check):
                 del users[gone]
                 result.expired += 1

@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from attribution.domain import EMPTY, Config, Conversion, Limits, Output, Touch, UserState, expires_at, step
+from attribution.domain.state import compact
 from helpers import DAY, HOUR, MINUTE, T0, line_item, link, pixel
 
 USERS = ("a", "b", "c")
@@ -55,10 +56,15 @@ def worlds(draw: st.DrawFn) -> tuple[Config, Limits, list[Touch | Conversion]]:
     return config, limits, events
 
 
-def run(config: Config, limits: Limits, events: list[Touch | Conversion], delete: bool) -> list[Output]:
+def run(
+    config: Config, limits: Limits, events: list[Touch | Conversion], delete: bool, compacting: bool = False
+) -> list[Output]:
     users: dict[str, UserState] = {}
     outputs: list[Output] = []
     for event in events:
+        if compacting:  # every user loses what expired as of this event's time
+            for uid, state in list(users.items()):
+                users[uid] = compact(state, event.timestamp, config.retention, limits)
         if delete:  # the horizon is the event's timestamp: events come in timestamp order
             expired = []
             for uid, state in users.items():
@@ -81,3 +87,13 @@ def test_deleting_expired_states_never_changes_an_output(
     config, limits, events = world
 
     assert run(config, limits, events, delete=True) == run(config, limits, events, delete=False)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(world=worlds())
+def test_dropping_what_expired_from_a_state_never_changes_an_output(
+    world: tuple[Config, Limits, list[Touch | Conversion]],
+) -> None:
+    config, limits, events = world
+
+    assert run(config, limits, events, delete=False, compacting=True) == run(config, limits, events, delete=False)

@@ -195,3 +195,40 @@ def test_a_user_holding_conversions_leaves_the_index_until_they_are_released() -
 
     assert b"u" not in expiry.held
     assert entries(b"u")  # indexed again, with the expiry of its state
+
+
+def test_a_quiet_user_keeps_only_what_can_still_matter() -> None:
+    stream = Stream()
+    stream.event("impressions", impression_json(user_id="u", timestamp=T0))
+    stream.event("impressions", impression_json(user_id="x", timestamp=T0 + 2 * HOUR))
+    stream.event("clicks", click_json(user_id="x", timestamp=T0 + 2 * HOUR))  # the touch streams pass
+    stream.event("conversions", conversion_json(user_id="u", event_id="c1", timestamp=T0 + HOUR))  # counted
+    before = decode_state("u", stream.table[b"u"])
+    assert (len(before.touches), len(before.processed), len(before.counted)) == (1, 1, 1)
+
+    # Later traffic of another user moves the horizon 9 days on: u's impression (1 day) and its
+    # dedup id (7 days) can no longer matter; its "one per user" counter (90 days) still can.
+    stream.event("impressions", impression_json(user_id="x", timestamp=T0 + 9 * DAY))
+    stream.event("clicks", click_json(user_id="x", timestamp=T0 + 9 * DAY))
+    result = stream.event("conversions", conversion_json(user_id="x", timestamp=T0 + 9 * DAY - 1))
+
+    assert b"u" in result.writes
+    assert result.deletes == []
+    after = decode_state("u", stream.table[b"u"])
+    assert (after.touches, after.processed, after.counted) == ((), (), before.counted)
+
+
+def test_replay_keeps_only_what_can_still_matter_of_a_quiet_user() -> None:
+    lines = [
+        pixel_line(),
+        line_item_line(),
+        line("impressions", impression_json(user_id="u", event_id="i0", timestamp=T0)),
+        line("conversions", conversion_json(user_id="u", event_id="c1", timestamp=T0 + HOUR)),
+        line("impressions", impression_json(user_id="x", event_id="i1", timestamp=T0 + 9 * DAY)),
+    ]
+
+    result = replay(lines)
+
+    kept = result.users["u"]
+    assert (kept.touches, kept.processed) == ((), ())
+    assert [pixel for pixel, _ in kept.counted] == [1]

@@ -361,6 +361,38 @@ def latest_use(state: UserState, retention: Retention, limits: Limits) -> int:
     return latest
 
 
+def compact(state: UserState, horizon: int, retention: Retention, limits: Limits) -> UserState:
+    """`state` without the parts no conversion at or after `horizon` can use: touches past their
+    kind's retention, dedup and order ids past the dedup retention, repeat counters past theirs
+    (the parts `latest_use` times out). The rules already ignore each of them, so this never
+    changes an answer; it only shrinks what a quiet user keeps. `state` itself when nothing goes."""
+    view_cutoff, click_cutoff = horizon - retention.view_ms, horizon - retention.click_ms
+    dedup_cutoff = horizon - limits.dedup_retention_ms
+    counter_cutoff = horizon - limits.repeat_retention_ms
+    touches = tuple(t for t in state.touches if t.timestamp >= (click_cutoff if t.kind == "click" else view_cutoff))
+    processed = tuple(p for p in state.processed if p[1] >= dedup_cutoff)
+    orders = tuple(o for o in state.orders if o[2] >= dedup_cutoff)
+    counted = tuple(c for c in state.counted if c[1] > counter_cutoff)
+    if (len(touches), len(processed), len(orders), len(counted)) == (
+        len(state.touches),
+        len(state.processed),
+        len(state.orders),
+        len(state.counted),
+    ):
+        return state
+    return UserState(touches, counted, processed, state.watermark, state.held, orders)
+
+
+def next_change(state: UserState, retention: Retention, limits: Limits) -> int | None:
+    """The earliest horizon past which `compact` drops something from `state` (None: nothing)."""
+    view, click = retention.view_ms, retention.click_ms
+    times = [t.timestamp + (click if t.kind == "click" else view) for t in state.touches]
+    times += [ts + limits.dedup_retention_ms for _, ts in state.processed]
+    times += [ts + limits.dedup_retention_ms for _, _, ts in state.orders]
+    times += [ts + limits.repeat_retention_ms for _, ts in state.counted]
+    return min(times) if times else None
+
+
 def hold(state: UserState, conv: Conversion, tag: int, limits: Limits = _DEFAULT_LIMITS) -> UserState:
     """Park a conversion until it can be judged. Idempotent: a conversion already held or
     already processed (rule 1) leaves the state as it is. Held conversions stay in arrival order."""

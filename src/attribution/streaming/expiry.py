@@ -6,11 +6,17 @@ Once that time is before the horizon of the user's partition (the earliest times
 judged from now on can have), the state is deleted: in the stream `del users[key]` within stream
 iteration, which writes a tombstone to the changelog, so a compacted changelog forgets the user too.
 
+A quiet user whose state has only partly expired (a "one per user" repeat counter outlives the
+touches and dedup ids) is written back without what expired (`domain.state.compact`, which never
+changes an answer), at most once per `expiry_index.COMPACT_STEP_MS` of event time: the store
+keeps a few dozen bytes for such a user instead of its stale touches.
+
 `ExpiryIndex` says which users to look at without scanning the table: per partition, a heap of
-`(expires, key)` with one entry per user, pushed when a user's state is first written. An entry is
-a lower bound of the user's expiry (a state only ever gains later timestamps), so it is re-checked
-against the current state when it comes due: deleted if still expired, pushed back with its new
-expiry otherwise. A user holding conversions is never expired: its entry is dropped when it comes
+`(time to look, key)` with one entry per user, pushed when a user's state is first written, at the
+time its first part expires. An entry comes due no later than anything in the user's state
+expires (a state only ever gains later timestamps), so it is checked against the current state
+then (`expiry_index.due_state`): deleted if all of it expired, compacted if part of it did, and
+pushed back to the next time to look. A user holding conversions is never expired: its entry is dropped when it comes
 due and added again when the user's last held conversion is released (a backlog can hold thousands
 of users for a long stretch of event time; re-checking each on a timer cost more than the rest of
 the expiry work together, BENCHMARKS.md "Cost of the guards"). A user written by the current
@@ -28,10 +34,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
-from attribution.contract.state_codec import decode_state, encode_state, has_held, read_index
+from attribution.contract.state_codec import decode_state, encode_state, has_held
 from attribution.domain import EMPTY, Config, Limits, UserState
 from attribution.domain.state import latest_use
-from attribution.expiry_index import CHECKS_PER_EVENT, HELD, ExpiryIndex
+from attribution.expiry_index import CHECKS_PER_EVENT, HELD, ExpiryIndex, due_state, first_look
 
 
 class StateExpiry:
@@ -51,19 +57,23 @@ class StateExpiry:
     def encode(self, key: bytes, before: UserState, state: UserState, partition: int) -> bytes:
         """The encoded new state of a user, indexed when it is the user's first (`before` is
         `EMPTY`: nothing for this user in the table)."""
-        expires = latest_use(state, self.config().retention, self.limits)
+        retention = self.config().retention
+        expires = latest_use(state, retention, self.limits)
         if before is EMPTY or (before.held and not state.held and key in self.held):
             self.held.discard(key)
-            self.index.add(partition, key, expires)
+            self.index.add(partition, key, first_look(state, retention, self.limits))
         return encode_state(state, expires, partition)
 
     def due(
         self, partition: int, horizon: int, get_state: Callable[[bytes], bytes | None], writes: Mapping[bytes, bytes]
-    ) -> list[bytes]:
-        """Users of `partition` whose state expired before `horizon`, to delete now (at most a few).
+    ) -> tuple[list[bytes], dict[bytes, tuple[UserState, UserState]]]:
+        """The users of `partition` to look at now (at most a few): those whose state expired
+        before `horizon`, to delete, and quiet users whose state partly expired, as
+        key -> (state, the state to write back without what expired: `expiry_index.due_state`).
         Users written by the current record (`writes`) are looked at again later."""
+        compacted: dict[bytes, tuple[UserState, UserState]] = {}
         if not self.index.any_due(partition, horizon):
-            return []
+            return [], compacted
         config, limits = self.config(), self.limits
 
         def check(key: bytes) -> int | None:
@@ -76,15 +86,16 @@ class StateExpiry:
             if has_held(raw):
                 self.held.add(key)  # dropped from the index until its conversions are released
                 return None
-            expires, _ = read_index(raw)
-            if expires is not None and expires >= horizon:
-                return expires  # still in use by its written expiry: no need to decode
-            # Recompute with the current configuration (a pixel's window may have grown since).
-            return latest_use(decode_state(key.decode(), raw), config.retention, limits)
+            # With the current configuration (a pixel's window may have grown since it was written).
+            state = decode_state(key.decode(), raw)
+            look, kept = due_state(state, horizon, config.retention, limits)
+            if kept is not state:
+                compacted[key] = (state, kept)
+            return look
 
         expired = self.index.due(partition, horizon, check)
         self.deleted += len(expired)
-        return expired
+        return expired, compacted
 
     def rebuild(self, items: Iterable[tuple[bytes, bytes | None]]) -> int:
         """Re-index every user in the table (after recovery); returns how many. A state written

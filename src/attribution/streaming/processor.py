@@ -246,8 +246,12 @@ class Processor:
         result.sends.extend((topic_of(o), user_key, encode(o)) for o in outputs)
 
     def _expire(self, partition: int, get_state: StateGetter, result: Result) -> None:
-        """Users of the partition whose state expired, to delete (a few per message)."""
-        result.deletes = self.expiry.due(partition, self._horizon(partition), get_state, result.writes)
+        """Users of the partition whose state expired, to delete, and quiet users whose state
+        partly expired, written back without it (a few per message)."""
+        result.deletes, compacted = self.expiry.due(partition, self._horizon(partition), get_state, result.writes)
+        for user_key, (state, kept) in compacted.items():
+            raw = result.writes[user_key] = self.expiry.encode(user_key, state, kept, partition)
+            self._remember(user_key, raw, kept)
 
     def _horizon(self, partition: int) -> int:
         # NEVER (no conversion seen yet on this partition) keeps every touch: nothing is judged yet.
