@@ -102,6 +102,7 @@ def test_there_is_one_schema_per_record_type() -> None:
             "click",
             "conversion",
             "dead_letter",
+            "hourly_report",
             "impression",
             "line_item",
             "piggyback_fire",
