@@ -60,6 +60,7 @@ class ReplayResult:
     events: int = 0
     counts: dict[str, int] = field(default_factory=dict)
     expired: int = 0  # users dropped from `users` because their state expired
+    config: Config = field(default_factory=Config)  # the pixels and line items the events were judged with
 
 
 def replay(
@@ -112,6 +113,7 @@ def _replay(order: Order, sink: Sink, limits: Limits, progress: Progress | None)
     result = ReplayResult()
     order.prime()
     config = Config(order.pixels, order.line_items)
+    result.config = config
     users = result.users
     outs = sink.channels
     # Expiry state lives here: `_replay` may run twice in one replay (merge, then sort).

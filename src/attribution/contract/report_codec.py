@@ -20,13 +20,13 @@ about 3e-8.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import orjson
 
 from attribution.contract.schemas import validator
-from attribution.domain.hourly import ATTRIBUTIONS, Contribution, Row, as_record, hour_of, micros
+from attribution.domain.hourly import ATTRIBUTIONS, Contribution, Row, as_record, fold, hour_of, micros
 
 VERSION = 1
 DIGEST_BYTES = 8
@@ -92,6 +92,12 @@ def parse_contribution(raw: bytes, advertiser_of: Callable[[int], int | None]) -
     except orjson.JSONDecodeError as exc:
         raise ValueError(f"not JSON: {exc}") from None
     return contribution(record, advertiser_of)
+
+
+def rows_of(outcomes: Iterable[bytes], advertiser_of: Callable[[int], int | None]) -> dict[str, Row]:
+    """The report rows (by key) of outcome records delivered at least once, in any order: the fold
+    the stream computes incrementally. `ValueError` for a record that is not an outcome."""
+    return fold(parse_contribution(raw, advertiser_of) for raw in outcomes)
 
 
 def encode_row(row: Row) -> bytes:
