@@ -32,7 +32,8 @@ def install(app: faust.App, settings: Settings, cache: ConfigCache) -> tuple[Rep
 
     outcomes = app.topic(*(settings.topic(t) for t in OUTCOME_TOPICS), key_type=bytes, value_type=bytes)
     updates = topic(UPDATES_TOPIC, partitions=settings.partitions)
-    rows = topic(REPORT_TOPIC)
+    # Compacted also when Faust declares it (a worker started without `attribution topics create`).
+    rows = topic(REPORT_TOPIC, compacting=True, partitions=settings.partitions)
     table = app.Table(
         "reports",
         key_type=bytes,
