@@ -149,9 +149,9 @@ def apply_all(reports: Reports, table: dict[bytes, bytes], records: list[dict[st
         raw = orjson.dumps(record)
         routed = reports.route(raw)
         assert routed is not None
-        update = reports.apply(raw, routed[1], table.get, table.keys)
+        update = reports.apply(raw, routed[1], table.get)
         for k in update.deletes:
-            del table[k]
+            table.pop(k, None)
         table.update(update.writes)
         updates.append(update)
     return updates
@@ -204,12 +204,19 @@ def test_the_latest_hours_are_rebuilt_from_the_table_keys_after_recovery() -> No
         p = report_partition(f"7:40:{hour}", 2)
         expected[p] = max(expected.get(p, hour), hour)
     assert fresh.latest_hour == expected
+    # and the keys by hour: a much later outcome on a partition expires that partition's old rows
+    later = T0 + 30 * DAY
+    rebuilt = dict(table)
+    (update,) = apply_all(fresh, rebuilt, [attributed("later", ts=later)])
+    mine = report_partition(f"7:40:{later}", 2)
+    assert mine == report_partition(f"7:40:{T0}", 2)  # so that there is something to expire
+    assert sorted(update.deletes) == sorted(k for k in table if report_partition(k.decode().split("#")[0], 2) == mine)
 
 
 def test_records_that_are_not_outcomes_are_skipped_and_counted() -> None:
     reports = Reports(2, DAY, advertiser_of)
     assert reports.route(b"not json") is None
-    assert reports.apply(b"{}", 0, {}.get, list).row is None
+    assert reports.apply(b"{}", 0, {}.get).row is None
     assert reports.route(None) is None
     assert reports.unreadable == 2
 

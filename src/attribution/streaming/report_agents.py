@@ -63,9 +63,10 @@ def install(app: faust.App, settings: Settings, cache: ConfigCache) -> tuple[Rep
         await cache.ready.wait()  # unattributed rows name the pixel's advertiser
         async for event in stream.events():
             m = event.message
-            update = reports.apply(m.value, m.partition, table.get, table.keys)
+            update = reports.apply(m.value, m.partition, table.get)
             for key in update.deletes:
-                del table[key]
+                if key in table:  # the index may name a write lost in a crash
+                    del table[key]
             for key, value in update.writes.items():
                 table[key] = value
             if update.row is not None:

@@ -106,6 +106,9 @@ class Reports:
         self.advertiser_of = advertiser_of
         #: Per table partition, the latest hour an outcome was seen for (event time).
         self.latest_hour: dict[int, int] = {}
+        #: Per table partition and hour, the table keys written: what expiry deletes, without a
+        #: scan of the table. Rebuilt from the table's keys after every recovery.
+        self.keys_by_hour: dict[int, dict[int, set[bytes]]] = {}
         self.unreadable = 0
         self.late = 0
         self.duplicates = 0
@@ -124,17 +127,11 @@ class Reports:
             return None
         return c.key.encode(), report_partition(c.key, self.partitions)
 
-    def apply(
-        self,
-        raw: bytes | None,
-        partition: int,
-        get: Callable[[bytes], bytes | None],
-        keys: Callable[[], Iterable[bytes]],
-    ) -> ReportUpdate:
+    def apply(self, raw: bytes | None, partition: int, get: Callable[[bytes], bytes | None]) -> ReportUpdate:
         """Count one outcome from `report-updates` partition `partition` into its row.
 
-        `get` reads the table, `keys` lists its keys (all local partitions). Idempotent: applying
-        the same outcome again (after its writes) writes nothing and publishes the same row."""
+        `get` reads the table. Idempotent: applying the same outcome again (after its writes)
+        writes nothing and publishes the same row."""
         update = ReportUpdate()
         if raw is None:
             return update
@@ -151,7 +148,7 @@ class Reports:
             return update
         if latest is None or c.hour > latest:
             self.latest_hour[partition] = c.hour
-            update.deletes = self._expired(keys(), partition, c.hour - self.retention_ms)
+            update.deletes = self._expire(partition, c.hour - self.retention_ms)
         d = digest(c.conversion_id)
         shard = d[0] % SHARDS
         own = table_key(c.key, shard)
@@ -168,6 +165,7 @@ class Reports:
                 log.error("reports: row %s shard %d is full: %s counted, not remembered", c.key, shard, c.conversion_id)
             update.writes[own] = encode_shard(part, ids)
             update.counted = True
+            self.keys_by_hour.setdefault(partition, {}).setdefault(c.hour, set()).add(own)
         update.row = (c.key.encode(), encode_row(self._total(c.key, shard, part, get)))
         return update
 
@@ -180,19 +178,23 @@ class Reports:
                     total = merge(total, decode_shard(stored)[0])
         return total
 
-    def _expired(self, keys: Iterable[bytes], partition: int, horizon: int) -> list[bytes]:
-        out = []
-        for key in keys:
-            row_key, hour = _split(key)
-            if hour < horizon and report_partition(row_key, self.partitions) == partition:
-                out.append(key)
+    def _expire(self, partition: int, horizon: int) -> list[bytes]:
+        """The table keys of `partition` whose hour is before `horizon`, forgotten here."""
+        hours = self.keys_by_hour.get(partition, {})
+        out: list[bytes] = []
+        for hour in [h for h in hours if h < horizon]:
+            out += sorted(hours.pop(hour))
         return out
 
     def rebuild(self, keys: Iterable[bytes]) -> None:
-        """The latest hour per partition, from the table's keys after a recovery."""
+        """The latest hour and the keys per partition and hour, from the table's keys (all local
+        partitions) after a recovery."""
+        self.latest_hour.clear()
+        self.keys_by_hour.clear()
         for key in keys:
             row_key, hour = _split(key)
             p = report_partition(row_key, self.partitions)
+            self.keys_by_hour.setdefault(p, {}).setdefault(hour, set()).add(key)
             if hour > self.latest_hour.get(p, -1):
                 self.latest_hour[p] = hour
 
