@@ -209,7 +209,7 @@ def test_the_latest_hours_are_rebuilt_from_the_table_keys_after_recovery() -> No
     rebuilt = dict(table)
     (update,) = apply_all(fresh, rebuilt, [attributed("later", ts=later)])
     mine = report_partition(f"7:40:{later}", 2)
-    assert mine == report_partition(f"7:40:{T0}", 2)  # so that there is something to expire
+    assert update.deletes, "nothing to expire: nothing tested"
     assert sorted(update.deletes) == sorted(k for k in table if report_partition(k.decode().split("#")[0], 2) == mine)
 
 
