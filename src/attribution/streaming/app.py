@@ -212,7 +212,7 @@ def create_app(settings: Settings) -> faust.App:
     # --- web side (attribution.web): HTTP API, /stats, /dashboard, /metrics; fed by a Faust sensor ---
     from attribution.web import register as register_web
 
-    register_web(app, settings, cache=cache, processor=processor)
+    register_web(app, settings, cache=cache, processor=processor, report_counts=reports.counts)
 
     app.attribution = {  # type: ignore[attr-defined]
         "cache": cache,

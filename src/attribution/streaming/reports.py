@@ -109,10 +109,21 @@ class Reports:
         #: Per table partition and hour, the table keys written: what expiry deletes, without a
         #: scan of the table. Rebuilt from the table's keys after every recovery.
         self.keys_by_hour: dict[int, dict[int, set[bytes]]] = {}
+        self.counted = 0
         self.unreadable = 0
         self.late = 0
         self.duplicates = 0
         self.unremembered = 0
+
+    def counts(self) -> dict[str, int]:
+        """Outcomes this worker's report agents handled, by result (`/metrics`)."""
+        return {
+            "counted": self.counted,
+            "duplicate": self.duplicates,
+            "late": self.late,
+            "unreadable": self.unreadable,
+            "unremembered": self.unremembered,
+        }
 
     def route(self, raw: bytes | None) -> tuple[bytes, int] | None:
         """(row key, partition) an outcome record goes to on `report-updates`; None (logged) for
@@ -165,6 +176,7 @@ class Reports:
                 log.error("reports: row %s shard %d is full: %s counted, not remembered", c.key, shard, c.conversion_id)
             update.writes[own] = encode_shard(part, ids)
             update.counted = True
+            self.counted += 1
             self.keys_by_hour.setdefault(partition, {}).setdefault(c.hour, set()).add(own)
         update.row = (c.key.encode(), encode_row(self._total(c.key, shard, part, get)))
         return update

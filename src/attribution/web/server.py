@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from importlib import resources
@@ -69,7 +70,14 @@ def crud_routes(api: Api, kind: Kind) -> dict[str, dict[str, Handler]]:
     }
 
 
-def register(app: faust.App, settings: Settings, *, cache: ConfigCache, processor: Processor) -> WebRuntime:
+def register(
+    app: faust.App,
+    settings: Settings,
+    *,
+    cache: ConfigCache,
+    processor: Processor,
+    report_counts: Callable[[], Mapping[str, int]] = dict,
+) -> WebRuntime:
     """Add the routes, the reporting feed (an app task) and the metrics sensor to `app`."""
     window = OutcomeWindow(settings.stats_max_records)
     feed = OutcomeFeed(settings, window)
@@ -90,6 +98,7 @@ def register(app: faust.App, settings: Settings, *, cache: ConfigCache, processo
     app.sensors.add(sensor)
     refresh = refresher(sensor, lambda: app.consumer, lambda: held_conversions(processor), lambda: cache.counted)
     metrics.forgotten = lambda: forgotten_counts(processor)
+    metrics.report_outcomes = report_counts
 
     def scrape() -> bytes:
         refresh()
