@@ -28,10 +28,10 @@ from collections.abc import Iterator
 
 from attribution.contract.state_codec import encode_state
 from attribution.domain import EMPTY, Config, Conversion, Limits, LineItem, Pixel, PixelLink, Touch, UserState, step
+from attribution.domain.config import DAY_MS
 from attribution.domain.state import latest_use
 from attribution.expiry_index import ExpiryIndex
 
-DAY_MS = 86_400_000
 T0 = 1_700_000_000_000
 ADVERTISERS = (1, 2, 3)
 

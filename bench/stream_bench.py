@@ -18,8 +18,9 @@ What it does, in one run:
 2. Runs each contender as a subprocess reading those records from the start, one after the other:
    (1) a raw aiokafka consume -> produce passthrough (`bench.passthrough_raw`), (2) a bare Faust
    agent passthrough (`bench.passthrough_faust`), (3) the attribution worker with the RocksDB store
-   and with the memory store (`attribution worker`), at-least-once as shipped; and (4) `replay` over
-   the replay file (`bench.stream_replay`).
+   and with the memory store (`attribution worker`), at-least-once as shipped, and two memory-store
+   worker processes in one consumer group (`memory2`: CPU and memory summed over both); and
+   (4) `replay` over the replay file (`bench.stream_replay`).
    Throughput = input records / wall time from the first record consumed to the last output
    acknowledged, both read from the broker: the CreateTime of the first and last record each run
    wrote (outputs, and for the worker its state changelog, whose first record is written while the
@@ -75,6 +76,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.partitioner import murmur2
 
+from attribution.app import reports
 from attribution.contract import OUTPUT_TOPICS
 from attribution.settings import Settings
 from attribution.streaming.topics import create_topics
@@ -113,10 +115,9 @@ def partition_of(key: bytes, partitions: int = PARTITIONS) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    if not sorted_values:
-        return math.nan
-    return sorted_values[max(0, math.ceil(q * len(sorted_values)) - 1)]
+def percentile(sorted_values: Sequence[float], p: int) -> float:
+    """`app.reports.percentile` (nearest rank, `p` from 0 to 100); NaN for no values."""
+    return reports.percentile(sorted_values, p) if sorted_values else math.nan
 
 
 # -- /proc ------------------------------------------------------------------------------------
@@ -563,31 +564,39 @@ class Bench:
         lasts = await timestamps_at({tp: ends[tp] - 1 for tp in out_tps if ends[tp] > begins[tp]})
         return self._result(name, min(firsts.values()), max(lasts.values()), rss)
 
-    async def run_worker(self, store: str, keep: bool = False) -> tuple[RunResult, subprocess.Popen[bytes]]:
-        name = f"worker-{store.split(':')[0]}"
+    async def run_worker(
+        self, store: str, keep: bool = False, workers: int = 1
+    ) -> tuple[RunResult, subprocess.Popen[bytes]]:
+        """One run of `workers` worker processes in one consumer group over the whole input;
+        CPU and peak memory are summed over the processes."""
+        name = f"worker-{store.split(':')[0]}" + (f"-x{workers}" if workers > 1 else "")
         app_id = f"{self.prefix}{name}"
-        data_dir = self.workdir / name
         log(f"{name} ...")
         input_tps = await self.kafka.tps(self.topic(t) for t in EVENT_TOPICS)
         input_ends = await self.kafka.end_offsets(input_tps)
         out_tps = await self.kafka.tps(self.topic(t) for t in OUTPUT_TOPICS)
         out_before = await self.kafka.end_offsets(out_tps)
-        env = self.worker_env(app_id, store, data_dir)
-        log_path = self.workdir / f"{name}.log"
-        proc = launch([ATTRIBUTION, "worker", "-l", "info"], env, log_path)
-        log(f"{name}: pid {proc.pid}, log {log_path}")
-        self.sampler.watch(name, proc.pid)
+        procs: list[subprocess.Popen[bytes]] = []
+        logs: list[Path] = []
+        for i in range(workers):
+            member = name if i == 0 else f"{name}#{i + 1}"
+            env = self.worker_env(app_id, store, self.workdir / member.replace("#", "-"))
+            logs.append(self.workdir / f"{member.replace('#', '-')}.log")
+            procs.append(launch([ATTRIBUTION, "worker", "-l", "info"], env, logs[-1]))
+            log(f"{member}: pid {procs[-1].pid}, log {logs[-1]}")
+            self.sampler.watch(member, procs[-1].pid)
+        proc, log_path, data_dir = procs[0], logs[0], self.workdir / name
         profiler = self._profile(name, proc.pid)
         try:
             deadline = time.monotonic() + self.size.timeout_s
             while True:
                 await asyncio.sleep(0.5)
-                if proc.poll() is not None or time.monotonic() > deadline:
+                if any(p.poll() is not None for p in procs) or time.monotonic() > deadline:
                     raise RuntimeError(f"{name} did not finish:\n{tail(log_path)}")
                 with contextlib.suppress(Exception):
                     if await self.kafka.lag(app_id, input_ends) == 0:
                         break
-            rss = vm_hwm_bytes(proc.pid)
+            rss = sum(vm_hwm_bytes(p.pid) for p in procs)
             # The outcomes are acknowledged before the offsets are committed: all there by now.
             out_after = await self.kafka.end_offsets(out_tps)
             records = await read_all(out_before, out_after)
@@ -605,10 +614,11 @@ class Bench:
             lasts = await timestamps_at(last_offsets)
         except BaseException:
             self._stop_profile(profiler)
-            stop(proc)
+            for p in procs:
+                stop(p)
             raise
         self._stop_profile(profiler)
-        result = self._result(name, min(firsts.values()), max(lasts.values()), rss)
+        result = self._result(name, min(firsts.values()), max(lasts.values()), rss, members=workers)
         result.outcomes = len(outcome_ids)
         result.extra["output_records"] = len(records)
         result.extra["changelog_records"] = sum(cl_end[tp] - cl_begin[tp] for tp in changelog)
@@ -616,6 +626,8 @@ class Bench:
             log(f"WARNING: {name} gave {result.outcomes} outcomes, replay {self.expected_outcomes}")
         if store.startswith("rocksdb"):
             result.extra["rocksdb_dir_bytes"] = dir_size(data_dir)
+        for p in procs[1:]:
+            stop(p)
         if not keep:
             stop(proc)
         return result, proc
@@ -633,10 +645,10 @@ class Bench:
             "ATTRIBUTION_WEB_PORT": str(free_port()),
         }
 
-    def _result(self, name: str, first_ms: int, last_ms: int, rss: int) -> RunResult:
+    def _result(self, name: str, first_ms: int, last_ms: int, rss: int, members: int = 1) -> RunResult:
         t0, t1 = first_ms / 1000, last_ms / 1000
         wall = max(t1 - t0, 1e-3)
-        cpu = self.sampler.between(name, t0, t1)
+        cpu = sum(self.sampler.between(name if i == 0 else f"{name}#{i + 1}", t0, t1) for i in range(members))
         broker = self.sampler.between("broker", t0, t1) if self.broker_pid else math.nan
         busy = self.sampler.between("@busy", t0, t1) / max(self.sampler.between("@total", t0, t1), 1e-9)
         result = RunResult(name, self.inputs, wall, cpu, rss, broker, busy)
@@ -676,8 +688,8 @@ class Bench:
         return {
             "active_users": len(real),
             "value_bytes_mean": round(statistics.fmean(sizes), 1) if sizes else None,
-            "value_bytes_p50": percentile(sizes, 0.5),
-            "value_bytes_p99": percentile(sizes, 0.99),
+            "value_bytes_p50": percentile(sizes, 50),
+            "value_bytes_p99": percentile(sizes, 99),
             "value_bytes_max": sizes[-1] if sizes else None,
             "key_bytes_mean": round(statistics.fmean(keys), 1) if keys else None,
             # bytes objects of key and value + a dict slot (3 words, at 2/3 load)
@@ -772,12 +784,12 @@ class Bench:
             "measured_s": size.latency_s,
             "conversions_measured": len(measured),
             "conversions_without_outcome": len(measured - seen.keys()),
-            "p50_ms": round(percentile(got, 0.5), 1),
-            "p90_ms": round(percentile(got, 0.9), 1),
-            "p99_ms": round(percentile(got, 0.99), 1),
+            "p50_ms": round(percentile(got, 50), 1),
+            "p90_ms": round(percentile(got, 90), 1),
+            "p99_ms": round(percentile(got, 99), 1),
             "max_ms": round(got[-1], 1) if got else None,
-            "p50_to_outcome_sent_ms": round(percentile(worker_side, 0.5), 1),
-            "p99_to_outcome_sent_ms": round(percentile(worker_side, 0.99), 1),
+            "p50_to_outcome_sent_ms": round(percentile(worker_side, 50), 1),
+            "p99_to_outcome_sent_ms": round(percentile(worker_side, 99), 1),
             "worker_cpu_share": round(cpu / wall, 3),
         }
 
@@ -880,6 +892,8 @@ class Bench:
                 runs.append(await self.run_passthrough("faust"))
             if self.wants("rocksdb"):
                 runs.append((await self.run_worker("rocksdb://"))[0])
+            if self.wants("memory2"):
+                runs.append((await self.run_worker("memory://", workers=2))[0])
             memory: RunResult | None = None
             if self.wants("memory") or self.wants("latency") or self.wants("recovery"):
                 memory, worker = await self.run_worker("memory://", keep=True)
@@ -993,6 +1007,12 @@ def markdown(results: dict[str, Any], command: str) -> str:
             f"| {_num(r['machine_busy_pct'], '.0f', '%')} | {_num(r['outcomes'], 'd')} |"
         )
     lines.append(f"\nReplay's distinct conversion outcomes: {results['expected_outcomes']}.")
+    by_name = {r["name"]: r for r in results["runs"]}
+    one, two = by_name.get("worker-memory"), by_name.get("worker-memory-x2")
+    if one and two:
+        lines.append(
+            f"\nTwo worker processes (one group) against one: {two['events_per_s'] / one['events_per_s']:.2f}x."
+        )
     if "latency" in results:
         la = results["latency"]
         lines += [
@@ -1103,7 +1123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--profile", type=Path, help="write py-spy profiles of the contenders into this directory")
     parser.add_argument(
-        "--only", default="", help="comma-separated phases: replay,raw,faust,rocksdb,memory,latency,recovery"
+        "--only", default="", help="comma-separated phases: replay,raw,faust,rocksdb,memory,memory2,latency,recovery"
     )
     parser.add_argument("--keep", action="store_true", help="keep the topics and the work directory")
     args = parser.parse_args(argv)

@@ -16,13 +16,17 @@ failed=0
 start=$(date +%s)
 for i in $(seq 1 "$N"); do
   log=".soak/run-$i.log"
-  if "$BIN/pytest" tests/integration/test_backlog_and_churn.py -k "joining_and_killed" -q -p no:cacheprovider >"$log" 2>&1; then
+  # Each run's temporary directory (the workers' logs and data) is kept when the run fails.
+  tmp=".soak/run-$i"
+  rm -rf "$tmp"
+  if "$BIN/pytest" tests/integration/test_backlog_and_churn.py -k "joining_and_killed" -q -p no:cacheprovider \
+    --basetemp="$tmp" >"$log" 2>&1; then
     passed=$((passed + 1))
     echo "run $i/$N: pass ($(tail -n 1 "$log"))"
-    rm -f "$log"
+    rm -rf "$log" "$tmp"
   else
     failed=$((failed + 1))
-    echo "run $i/$N: FAIL: $(grep -m 1 -E '^E ' "$log" | cut -c1-300) (log: $log)"
+    echo "run $i/$N: FAIL: $(grep -m 1 -E '^E ' "$log" | cut -c1-300) (log: $log, workers: $tmp)"
   fi
 done
 echo "soak: $passed passed, $failed failed of $N runs in $(( $(date +%s) - start )) s"

@@ -233,9 +233,9 @@ def decoded(records: Iterable[bytes]) -> list[dict[str, Any]]:
 
 async def answer(call: Any) -> Any:
     """The HTTP API's reply to `call`, an error reply included (an `ApiError` carries one)."""
-    from attribution.web.api import ApiError
+    from attribution.web.api import ApiError, error_reply
 
     try:
         return await call
     except ApiError as exc:
-        return exc.reply
+        return error_reply(exc)

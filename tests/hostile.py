@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 
+from helpers import conversion_json, impression_json, line_item_json, pixel_json
+
 T = 1_767_225_600_000
 
 
@@ -25,19 +27,13 @@ def _j(value: Any) -> bytes:
     return orjson.dumps(value)
 
 
-IMPRESSION = {
-    "event_id": "e-1",
-    "user_id": "u-1",
-    "timestamp": T,
-    "advertiser_id": 1,
-    "line_item_id": 2,
-    "creative_id": 3,
-    "auction_id": "a-1",
-}
+IMPRESSION = impression_json(
+    event_id="e-1", user_id="u-1", timestamp=T, advertiser_id=1, line_item_id=2, creative_id=3, auction_id="a-1"
+)
 CLICK = dict(IMPRESSION)
-CONVERSION = {"event_id": "v-1", "pixel_id": 1, "user_id": "u-1", "timestamp": T}
-PIXEL = {"id": 1, "advertiser_id": 1, "name": "pixel"}
-LINE_ITEM = {"id": 2, "advertiser_id": 1, "pixels": [{"id": 1}]}
+CONVERSION = conversion_json(event_id="v-1", pixel_id=1, user_id="u-1", timestamp=T)
+PIXEL = pixel_json(id=1, advertiser_id=1, name="pixel")
+LINE_ITEM = line_item_json(id=2, advertiser_id=1, pixels=[{"id": 1}])
 
 _EVENTS = {"impressions": IMPRESSION, "clicks": CLICK, "conversions": CONVERSION}
 
@@ -103,6 +99,30 @@ def corpus() -> list[Hostile]:
             "conversions",
             b"u-1",
             _j({**CONVERSION, "other": "x" * 31}),
+            "schema_violation",
+        ),
+        Hostile(
+            "conversions: a token that does not verify",
+            "conversions",
+            b"mmp",
+            _j({**{k: v for k, v in CONVERSION.items() if k != "user_id"}, "token": "AQJrMQABdQABYQ" + "A" * 43}),
+            "invalid_token",
+        ),
+        Hostile(
+            "conversions: a huge token",
+            "conversions",
+            b"u-1",
+            _j({**CONVERSION, "token": "A" * 200_000}),
+            "invalid_token",
+        ),
+        Hostile(
+            "conversions: token is a number", "conversions", b"u-1", _j({**CONVERSION, "token": 7}), "schema_violation"
+        ),
+        Hostile(
+            "conversions: neither user_id nor token",
+            "conversions",
+            b"u-1",
+            _j({k: v for k, v in CONVERSION.items() if k != "user_id"}),
             "schema_violation",
         ),
         Hostile(

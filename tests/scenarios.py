@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from helpers import click_json, conversion_json, impression_json, line_item_json, pixel_json
+
 T0 = 1_700_000_000_000
 MIN = 60_000
 DAY = 1_440 * MIN
@@ -46,41 +48,32 @@ class Scenario:
         return f"s{self.n}-{u}"
 
     def pixel(self, i: int = 0, **kw: Any) -> None:
-        self.entries.append(
-            {
-                "topic": "pixels",
-                "value": {"id": self.pid(i), "advertiser_id": self.adv, "name": f"{self.name} {i}", **kw},
-            }
-        )
+        value = pixel_json(id=self.pid(i), advertiser_id=self.adv, name=f"{self.name} {i}", **kw)
+        self.entries.append({"topic": "pixels", "value": value})
 
     def line_item(self, i: int = 0, pixels: list[dict[str, Any]] | None = None, **kw: Any) -> None:
         links = [{"id": self.pid(0)}] if pixels is None else pixels
-        self.entries.append(
-            {"topic": "line-items", "value": {"id": self.li(i), "advertiser_id": self.adv, "pixels": links, **kw}}
-        )
+        value = line_item_json(id=self.li(i), advertiser_id=self.adv, pixels=links, **kw)
+        self.entries.append({"topic": "line-items", "value": value})
 
     def touch(self, kind: str, eid: str, at: int, user: str = "a", li: int = 0, **kw: Any) -> None:
-        value = {
-            "event_id": f"s{self.n}-{eid}",
-            "user_id": self.user(user),
-            "timestamp": T0 + at,
-            "advertiser_id": kw.pop("advertiser_id", self.adv),
-            "line_item_id": self.li(li),
-            "creative_id": 7,
-            "auction_id": f"auction-{eid}",
+        build = impression_json if kind == "imp" else click_json
+        value = build(
+            event_id=f"s{self.n}-{eid}",
+            user_id=self.user(user),
+            timestamp=T0 + at,
+            advertiser_id=kw.pop("advertiser_id", self.adv),
+            line_item_id=self.li(li),
+            auction_id=f"auction-{eid}",
             **kw,
-        }
+        )
         self.entries.append({"topic": "impressions" if kind == "imp" else "clicks", "value": value})
 
     def conversion(self, eid: str, at: int, expect: str | None, user: str = "a", pixel: int = 0, **kw: Any) -> None:
         cid = f"s{self.n}-{eid}"
-        value = {
-            "event_id": cid,
-            "pixel_id": kw.pop("pixel_id", self.pid(pixel)),
-            "user_id": self.user(user),
-            "timestamp": T0 + at,
-            **kw,
-        }
+        value = conversion_json(
+            event_id=cid, pixel_id=kw.pop("pixel_id", self.pid(pixel)), user_id=self.user(user), timestamp=T0 + at, **kw
+        )
         self.entries.append({"topic": "conversions", "value": value})
         if expect is not None:
             self.expected[cid] = expect.replace("@", f"s{self.n}-")

@@ -15,10 +15,10 @@ K = TypeVar("K", bound=Hashable)
 #: Most index entries looked at per event: a few deletions per event keep up with any rate of
 #: new users (each event brings at most one) at a cost per event that stays in microseconds.
 CHECKS_PER_EVENT = 8
-#: A user holding conversions is checked again this much event time later (they are released as
-#: soon as the touch streams pass them).
+#: A user a check returns `HELD` for is looked at again this much event time later.
 HELD_RECHECK_MS = 60_000
-#: What a check returns for a user holding conversions: never expired while they are held.
+#: What a check returns for a user that must not be deleted now and has no expiry to wait for (the
+#: stream's user written by the record being handled).
 HELD = 2**62
 
 Check = Callable[[K], int | None]
@@ -45,7 +45,8 @@ class ExpiryIndex(Generic[K]):
 
     def due(self, partition: int, horizon: int, check: Check[K]) -> list[K]:
         """Keys of `partition` to delete now: entries before `horizon` whose current expiry, as
-        `check` gives it (None: the user is gone, `HELD`: it holds conversions), is still before it.
+        `check` gives it (None: drop the entry, the user is gone or indexed again later; `HELD`: look
+        again `HELD_RECHECK_MS` later), is still before it.
         The others are pushed back. At most `checks_per_call` entries are looked at."""
         heap = self.heaps.get(partition)
         expired: list[K] = []

@@ -1,7 +1,8 @@
 """Offline replay: the engine over files of records, no broker, same rules as the stream.
 
 Input: JSON lines `{"topic": NAME, "key": optional, "value": record | null | "raw text"}` with the
-default topic names. A string `value` is taken as the record's raw bytes (so bad payloads can be
+default topic names (server-side conversions carry a `token`, verified with the keys passed in,
+those of the worker's settings). A string `value` is taken as the record's raw bytes (so bad payloads can be
 replayed too); a null value on `pixels`/`line-items` deletes that id. Several inputs (for example
 one dump per topic) replay as if they were one file, the inputs concatenated in the order given.
 
@@ -69,10 +70,12 @@ def replay(
     progress: Progress | None = None,
     *,
     run_events: int = RUN_EVENTS,
+    keys: Mapping[str, str] | None = None,
 ) -> ReplayResult:
-    """Replay JSON lines into memory; see the module docstring for the format and the ordering."""
+    """Replay JSON lines into memory; see the module docstring for the format and the ordering.
+    `keys` verify the auction tokens of server-side conversions, as the stream's do."""
     sink = MemorySink()
-    result = replay_inputs([lines], sink, limits, progress, run_events=run_events)
+    result = replay_inputs([lines], sink, limits, progress, run_events=run_events, keys=keys)
     result.outputs = sink.channels
     return result
 
@@ -84,6 +87,7 @@ def replay_inputs(
     progress: Progress | None = None,
     *,
     run_events: int = RUN_EVENTS,
+    keys: Mapping[str, str] | None = None,
 ) -> ReplayResult:
     """Replay inputs (paths, lists of lines or iterables of lines) into `sink`, in bounded memory.
 
@@ -99,10 +103,10 @@ def replay_inputs(
         sources = sources_of(inputs, workspace)
         dead = sink.channels["dead-letters"]
         try:
-            return _replay(Streaming(sources, dead), sink, limits, progress)
+            return _replay(Streaming(sources, dead, keys), sink, limits, progress)
         except Unordered:
             sink.reset()
-        return _replay(ExternalSort(sources, dead, workspace, run_events), sink, limits, progress)
+        return _replay(ExternalSort(sources, dead, workspace, run_events, keys), sink, limits, progress)
     finally:
         workspace.close()
         if collecting:
@@ -112,7 +116,7 @@ def replay_inputs(
 def _replay(order: Order, sink: Sink, limits: Limits, progress: Progress | None) -> ReplayResult:
     result = ReplayResult()
     order.prime()
-    config = Config(order.pixels, order.line_items)
+    config = order.folded.config
     result.config = config
     users = result.users
     outs = sink.channels

@@ -4,8 +4,8 @@ A replay input is a file (or a list of lines) of `{"topic": NAME, "key": ..., "v
 `Reader` turns one input into:
 
 * dead letters, in the input's order, appended to the `dead` list it is given;
-* configuration writes and tombstones, applied in the input's order to the shared `pixels` and
-  `line_items` maps (the last valid write per id wins; an invalid one leaves the previous version);
+* configuration writes and tombstones, applied in the input's order to the shared `ConfigFold`
+  (the last valid write per id wins; an invalid one leaves the previous version);
 * events as `Row`s `(timestamp, rank, input, line, event)`, where `rank` is 0 for a touch and 1 for
   a conversion, `input` the input's index and `line` the index of the line among the input's
   non-blank lines. Sorting rows sorts events into replay order: by timestamp, touches before
@@ -20,15 +20,17 @@ without holding them, and sort otherwise.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 import orjson
 
+from attribution.app.config import ConfigFold
 from attribution.contract import INPUT_TOPICS, dead_letter, decode_value, encode
+from attribution.contract import config_id as contract_config_id
 from attribution.contract.codec import parse_json
 from attribution.domain import Conversion, LineItem, Pixel, Touch
-from attribution.errors import InvalidJson, RecordError
+from attribution.errors import InvalidKey, InvalidLine, RecordError
 
 Event = Touch | Conversion
 #: (timestamp ms, 0 touch / 1 conversion, input index, line index, event)
@@ -52,21 +54,22 @@ class Reader:
         self,
         index: int,
         lines: Iterable[bytes],
-        pixels: MutableMapping[int, Pixel],
-        line_items: MutableMapping[int, LineItem],
+        folded: ConfigFold,
         dead: Appender,
         strict: bool,
+        keys: Mapping[str, str] | None = None,
     ) -> None:
+        """`keys`: the auction token keys that verify server-side conversions (none: refused)."""
+        self.keys: Mapping[str, str] = keys or {}
         self.index = index
         self.lines = lines
-        self.pixels = pixels
-        self.line_items = line_items
+        self.folded = folded
         self.dead = dead
         self.strict = strict
 
     def __iter__(self) -> Iterator[Row]:
         index, strict, dead = self.index, self.strict, self.dead
-        pixels, line_items = self.pixels, self.line_items
+        folded = self.folded
         offsets = dict.fromkeys(INPUT_TOPICS, 0)
         last = (-1, 0)  # (timestamp, rank) of the latest event, for the topic-dump check
         lineno = -1
@@ -80,7 +83,7 @@ class Reader:
             try:
                 entry = parse_json(line)
                 if type(entry) is not dict or entry.get("topic") not in offsets:
-                    raise InvalidJson(_bad_line(entry), "topic", code="invalid_line")
+                    raise InvalidLine(_bad_line(entry), "topic")
                 topic = entry["topic"]
                 offset = offsets[topic]
                 offsets[topic] = offset + 1
@@ -90,9 +93,9 @@ class Reader:
                 if topic in _CONFIG_TOPICS:
                     if strict and last[0] >= 0:
                         raise Unordered(f"input {index}, line {lineno}: a {topic} record after an event")
-                    _apply_config(pixels if topic == "pixels" else line_items, entry.get("key"), topic, value)
+                    _apply_config(folded, entry.get("key"), topic, value)
                     continue
-                obj = decode_value(topic, value)
+                obj = decode_value(topic, value, self.keys)
             except RecordError as exc:
                 dead.append(encode(dead_letter(exc, topic, 0, offset, _payload(line, topic, entry))))
                 continue
@@ -105,12 +108,13 @@ class Reader:
             yield ts, rank, index, lineno, obj  # type: ignore[misc]
 
 
-def _apply_config(target: MutableMapping[int, Any], key: Any, topic: str, value: Any) -> None:
+def _apply_config(folded: ConfigFold, key: Any, topic: str, value: Any) -> None:
     if value is None:
-        target.pop(config_id(key), None)  # a tombstone: delete
+        folded.apply(topic, config_id(key), None)  # a tombstone: delete
         return
     obj = decode_value(topic, value)
-    target[obj.id] = obj  # type: ignore[union-attr]  # config topics decode to Pixel / LineItem
+    assert isinstance(obj, (Pixel, LineItem))  # config topics decode to Pixel / LineItem
+    folded.apply(topic, obj.id, obj)
 
 
 def _payload(line: bytes, topic: str, entry: Any) -> bytes | None:
@@ -126,12 +130,11 @@ def _payload(line: bytes, topic: str, entry: Any) -> bytes | None:
 
 
 def config_id(key: Any) -> int:
-    """The id of a config record from its key (an int, or its decimal text)."""
-    if isinstance(key, int) and not isinstance(key, bool) and key > 0:
-        return key
-    if isinstance(key, (str, bytes)) and key.strip().isdigit() and int(key) > 0:
-        return int(key)
-    raise InvalidJson(f"key: {key!r} is not a config id (a positive integer)", "key", code="invalid_key")
+    """The id of a config record from its key (an int, or its decimal text: `contract.config_id`)."""
+    ident = contract_config_id(key)
+    if ident is None:
+        raise InvalidKey(f"key: {key!r} is not a config id (a positive integer)", "key")
+    return ident
 
 
 def _bad_line(entry: Any) -> str:

@@ -24,7 +24,7 @@ import itertools
 import os
 import struct
 import tempfile
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import fields
 from operator import attrgetter
 from pathlib import Path
@@ -32,7 +32,8 @@ from typing import IO, Protocol
 
 import orjson
 
-from attribution.domain import Conversion, LineItem, Pixel, Touch
+from attribution.app.config import ConfigFold
+from attribution.domain import Conversion, Touch
 from attribution.replay_input import Appender, Reader, Row
 
 #: Rows held in memory per sorted run of the external sort (about 0.5 KiB each).
@@ -159,8 +160,7 @@ def sources_of(inputs: Sequence[Input], workspace: Workspace) -> list[Source]:
 
 
 class Order(Protocol):
-    pixels: dict[int, Pixel]
-    line_items: dict[int, LineItem]
+    folded: ConfigFold
 
     def prime(self) -> None:
         """Read until the configuration is complete (before the first row is asked for)."""
@@ -176,15 +176,14 @@ class Order(Protocol):
 class Streaming:
     """The k-way merge of inputs that are topic dumps; raises `Unordered` if one is not."""
 
-    def __init__(self, sources: Sequence[Source], dead: Appender) -> None:
-        self.pixels: dict[int, Pixel] = {}
-        self.line_items: dict[int, LineItem] = {}
+    def __init__(self, sources: Sequence[Source], dead: Appender, keys: Mapping[str, str] | None = None) -> None:
+        self.folded = ConfigFold()
         self._dead = dead
         # With several inputs read at once, each input's dead letters wait in a file so that
         # they come out in input order.
         self._spools = [] if len(sources) == 1 else [_Spool() for _ in sources]
         self._readers = [
-            iter(Reader(i, s.lines(), self.pixels, self.line_items, self._spools[i] if self._spools else dead, True))
+            iter(Reader(i, s.lines(), self.folded, self._spools[i] if self._spools else dead, True, keys))
             for i, s in enumerate(sources)
         ]
         self._heads: list[Row | None] = []
@@ -210,11 +209,18 @@ class Streaming:
 class ExternalSort:
     """All inputs read in order, cut into sorted runs of at most `run_events`, then merged."""
 
-    def __init__(self, sources: Sequence[Source], dead: Appender, workspace: Workspace, run_events: int) -> None:
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        dead: Appender,
+        workspace: Workspace,
+        run_events: int,
+        keys: Mapping[str, str] | None = None,
+    ) -> None:
         if run_events < 1:
             raise ValueError("run_events must be >= 1")
-        self.pixels: dict[int, Pixel] = {}
-        self.line_items: dict[int, LineItem] = {}
+        self._keys = keys
+        self.folded = ConfigFold()
         self._sources = sources
         self._dead = dead
         self._workspace = workspace
@@ -225,7 +231,7 @@ class ExternalSort:
     def prime(self) -> None:
         chunk: list[Row] = []
         for i, source in enumerate(self._sources):
-            for row in Reader(i, source.lines(), self.pixels, self.line_items, self._dead, False):
+            for row in Reader(i, source.lines(), self.folded, self._dead, False, self._keys):
                 chunk.append(row)
                 if len(chunk) >= self._run_events:
                     self._runs.append(self._spill(chunk))

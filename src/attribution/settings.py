@@ -26,6 +26,9 @@ Every setting has an environment variable (and most a CLI flag that overrides it
 | ATTRIBUTION_PIXEL_HOST | px.example.com | host of the pixel server, used in exported pixel tags |
 | ATTRIBUTION_STATS_MAX_RECORDS | 200000 | outcomes kept in memory for /stats and pixel health (the last 24 h) |
 | ATTRIBUTION_EVENT_LOOP | uvloop | the worker's event loop: uvloop (faster, BENCHMARKS.md) or asyncio |
+| ATTRIBUTION_TOKEN_SECRET | "" | secret (at least 32 bytes) that signs auction tokens of server-side conversions; empty: tokens are refused |
+| ATTRIBUTION_TOKEN_KEY_ID | k1 | key id of ATTRIBUTION_TOKEN_SECRET: tokens are minted under it |
+| ATTRIBUTION_TOKEN_KEYS | "" | more keys tokens are accepted under during a rotation, `kid:secret,kid:secret` (each secret at least 32 bytes) |
 """
 
 from __future__ import annotations
@@ -35,7 +38,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from attribution.domain import Limits
+from attribution.domain.config import DAY_MS
 from attribution.errors import UsageError
+from attribution.tokens import KEY_ID, MIN_SECRET_BYTES
 
 EVENT_LOOPS = ("uvloop", "asyncio")
 #: The shortest API token accepted: a guessable token is worse than none (writes stay off).
@@ -54,10 +59,10 @@ class Settings:
     app_id: str = "attribution"
     web_host: str = "127.0.0.1"
     web_port: int = 6066
-    dedup_retention_ms: int = 7 * 86_400_000
+    dedup_retention_ms: int = 7 * DAY_MS
     touches_per_line_item: int = 2
     max_touches: int = 64
-    repeat_retention_ms: int = 90 * 86_400_000
+    repeat_retention_ms: int = 90 * DAY_MS
     hold_ms: int = 3000
     max_held: int = 1000
     touches_ahead_bytes: int = 300_000
@@ -68,6 +73,9 @@ class Settings:
     stats_max_records: int = 200_000
     event_loop: str = "uvloop"
     web_allowed_hosts: str = ""
+    token_secret: str = field(default="", repr=False)  # a secret: kept out of logs and reprs
+    token_key_id: str = "k1"
+    token_keys: str = field(default="", repr=False)  # secrets too
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -98,7 +106,21 @@ class Settings:
                 f"ATTRIBUTION_API_TOKEN: {len(settings.api_token)} characters, at least {MIN_TOKEN_CHARS} are required "
                 "(e.g. `openssl rand -hex 16`); leave it empty to turn writes off"
             )
+        check_token_keys(settings)
         return settings
+
+    @property
+    def token_key_map(self) -> dict[str, str]:
+        """Every key auction tokens are accepted under, key id -> secret: ATTRIBUTION_TOKEN_KEYS,
+        then ATTRIBUTION_TOKEN_SECRET under ATTRIBUTION_TOKEN_KEY_ID (it wins on a shared id)."""
+        keys: dict[str, str] = {}
+        for item in self.token_keys.split(","):
+            kid, _, secret = item.strip().partition(":")
+            if kid and secret:
+                keys[kid] = secret
+        if self.token_secret:
+            keys[self.token_key_id] = self.token_secret
+        return keys
 
     @property
     def allowed_hosts(self) -> frozenset[str] | None:
@@ -157,4 +179,33 @@ _VARS = {
     "stats_max_records": "ATTRIBUTION_STATS_MAX_RECORDS",
     "event_loop": "ATTRIBUTION_EVENT_LOOP",
     "web_allowed_hosts": "ATTRIBUTION_WEB_ALLOWED_HOSTS",
+    "token_secret": "ATTRIBUTION_TOKEN_SECRET",
+    "token_key_id": "ATTRIBUTION_TOKEN_KEY_ID",
+    "token_keys": "ATTRIBUTION_TOKEN_KEYS",
 }
+
+
+def check_token_keys(settings: Settings) -> None:
+    """Refuse unusable token keys, naming the variable and the rule, never a secret."""
+    if not KEY_ID.fullmatch(settings.token_key_id):
+        raise UsageError(
+            f"ATTRIBUTION_TOKEN_KEY_ID={settings.token_key_id!r}: 1 to 16 characters of A-Z, a-z, 0-9, _ and -"
+        )
+    if settings.token_secret and len(settings.token_secret.encode()) < MIN_SECRET_BYTES:
+        raise UsageError(
+            f"ATTRIBUTION_TOKEN_SECRET: shorter than {MIN_SECRET_BYTES} bytes "
+            "(e.g. `openssl rand -hex 32`); leave it empty to refuse tokens"
+        )
+    for n, item in enumerate(i.strip() for i in settings.token_keys.split(",")):
+        if not item:
+            continue
+        kid, colon, secret = item.partition(":")
+        if not colon or not KEY_ID.fullmatch(kid):
+            raise UsageError(
+                f"ATTRIBUTION_TOKEN_KEYS: entry {n + 1} is not `kid:secret` with a key id of 1 to 16 "
+                "characters of A-Z, a-z, 0-9, _ and -"
+            )
+        if len(secret.encode()) < MIN_SECRET_BYTES:
+            raise UsageError(
+                f"ATTRIBUTION_TOKEN_KEYS: the secret of key {kid!r} is shorter than {MIN_SECRET_BYTES} bytes"
+            )

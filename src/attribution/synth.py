@@ -35,6 +35,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from attribution.domain.config import DAY_MS
+
 __all__ = [
     "DAY_MS",
     "NON_TOUCH_IMP_TYPES",
@@ -47,7 +49,6 @@ __all__ = [
     "user_id",
 ]
 
-DAY_MS = 86_400_000
 #: 5 kept, 9 external impression, 10 external click, 11 insertion (7, RTB, is the common case).
 OTHER_TOUCH_IMP_TYPES = (5, 9, 10, 11)
 #: 1 blank, 2 PSA, 3 default error, 4 default: valid impressions that are never touches.

@@ -2,7 +2,7 @@
 
 Topics carry a prefix ("acme.") throughout, so the agents are also checked to map real topic names
 to the contract's default names. A conversion is held until both touch streams of its partition
-have passed its timestamp (DESIGN §2.3); `pass_touch_streams` moves them with a bystander's touches.
+have passed its timestamp (docs/design.md, Event time); `pass_touch_streams` moves them with a bystander's touches.
 """
 
 from __future__ import annotations

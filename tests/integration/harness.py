@@ -22,9 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
+from attribution.kafka.follower import TopicFollower
 from attribution.replay import replay
+from attribution.settings import Settings
+from helpers import click_json, impression_json
 
 ROOT = Path(__file__).resolve().parents[2]
 BROKER = os.environ.get("KAFKA_BROKER", "127.0.0.1:9092").split("://")[-1]
@@ -66,15 +69,16 @@ def sentinels(partitions: int, timestamp: int = 4_000_000_000_000) -> list[dict[
     for p in range(partitions):
         for topic in ("impressions", "clicks"):
             user = f"sentinel-{p}"
-            value = {
-                "event_id": f"{topic}-{user}",
-                "user_id": user,
-                "timestamp": timestamp,
-                "advertiser_id": 999_999_999,
-                "line_item_id": 1,
-                "creative_id": 1,
-                "auction_id": "sentinel",
-            }
+            build = impression_json if topic == "impressions" else click_json
+            value = build(
+                event_id=f"{topic}-{user}",
+                user_id=user,
+                timestamp=timestamp,
+                advertiser_id=999_999_999,
+                line_item_id=1,
+                creative_id=1,
+                auction_id="sentinel",
+            )
             out.append({"topic": topic, "key": user, "value": value, "partition": p})
     return out
 
@@ -203,38 +207,26 @@ class Pipeline:
         return asyncio.run(self._read(until, timeout, settle))
 
     async def _read(self, until: Any, timeout: float, settle: float) -> dict[str, list[bytes]]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.broker, group_id=None, enable_auto_commit=False)
-        await consumer.start()
         out: dict[str, list[bytes]] = {t: [] for t in OUTPUTS}
-        try:
-            await consumer._client.force_metadata_update()
-            tps = [
-                TopicPartition(self.prefix + t, p)
-                for t in OUTPUTS
-                for p in sorted(consumer.partitions_for_topic(self.prefix + t) or ())
-            ]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
+        async with TopicFollower(Settings(broker=self.broker), [self.prefix + t for t in OUTPUTS]) as follower:
             deadline = time.monotonic() + timeout
             done_at: float | None = None
             while time.monotonic() < deadline:
-                batch = await consumer.getmany(timeout_ms=200)
+                batch = await follower.fetch(timeout_ms=200)
                 for tp, messages in batch.items():
                     out[tp.topic.removeprefix(self.prefix)].extend(m.value for m in messages)
                 if done_at is None and until is not None and until(out):
                     done_at = time.monotonic()
                 if done_at is not None and time.monotonic() - done_at >= settle:
                     break
-        finally:
-            await consumer.stop()
         return out
 
 
 def read_report_rows(pipeline: Pipeline, timeout: float = 30) -> dict[str, dict[str, Any]]:
     """The current rows of `conversion-reports` by key (the last record per key), read to the
     topic's end with the product's own group-less reader."""
-    from attribution.cli.hourly_cmd import latest_rows
-    from attribution.kafka_io import read_to_end
+    from attribution.app.hourly import latest_rows
+    from attribution.kafka.client import read_to_end
     from attribution.settings import Settings
 
     settings = Settings(broker=pipeline.broker, topic_prefix=pipeline.prefix)

@@ -23,9 +23,10 @@ from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from attribution.kafka_io import read_to_end
+from attribution.kafka.client import read_to_end
 from attribution.settings import Settings
 from attribution.web.openapi import document
+from helpers import pixel_json
 from integration.harness import ATTRIBUTION, Pipeline
 
 TOKEN = "it-token-0123456789abcdef0123456789"
@@ -96,7 +97,7 @@ API = Callable[..., tuple[int, dict[str, str], Any]]
 
 
 def pixel(ident: int, advertiser: int = 10, **fields: Any) -> dict[str, Any]:
-    return {"id": ident, "advertiser_id": advertiser, "name": f"pixel {ident}", **fields}
+    return pixel_json(id=ident, advertiser_id=advertiser, **{"name": f"pixel {ident}", **fields})
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
@@ -278,10 +279,12 @@ def test_tags_are_exported_by_the_api_and_the_cli_alike(api: API, worker: Pipeli
         timeout=60,
     )
     assert run.returncode == 0, run.stderr
-    for title in ("# Image tag", "# JavaScript tag", "# Server-side URL"):
+    for title in ("# Image tag", "# JavaScript tag", "# Server-side URL", "# Server-side URL by auction token"):
         assert title in run.stdout
     assert img["tag"] in run.stdout
     assert img["url"] in run.stdout.splitlines()
+    assert img["sspx_url"] in run.stdout.splitlines()
+    assert img["sspx_url"].endswith("&other=[OTHER]&sspdata=[SSPDATA]")
     missing = subprocess.run(
         [ATTRIBUTION, "pixels", "export", "9181"], env=env, capture_output=True, text=True, timeout=60
     )

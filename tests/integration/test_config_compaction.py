@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from helpers import pixel_json
 from integration.harness import BROKER, Pipeline
 
 TOKEN = "compaction-test-token-0123456789abcdef"
@@ -28,7 +29,7 @@ FAST_COMPACTION = {
 
 
 def pixel(ident: int, name: str = "p") -> bytes:
-    return orjson.dumps({"id": ident, "advertiser_id": 10, "name": name})
+    return orjson.dumps(pixel_json(id=ident, advertiser_id=10, name=name))
 
 
 async def _compact_fast(topic: str) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from helpers import conversion_json
 from integration.harness import Pipeline
 
 CHROMIUM = "/usr/bin/chromium"
@@ -62,7 +63,7 @@ def conversions(prefix: str, n: int) -> list[dict[str, Any]]:
     return [
         {
             "topic": "conversions",
-            "value": {"event_id": f"{prefix}-{i}", "pixel_id": 1, "user_id": f"{prefix}-u{i}", "timestamp": now},
+            "value": conversion_json(event_id=f"{prefix}-{i}", pixel_id=1, user_id=f"{prefix}-u{i}", timestamp=now),
         }
         for i in range(n)
     ]

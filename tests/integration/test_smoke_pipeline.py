@@ -4,34 +4,22 @@ from __future__ import annotations
 
 import orjson
 
+from helpers import click_json, conversion_json, line_item_json, pixel_json
 from integration.harness import Pipeline, outcome_count
 
-PIXEL = {
-    "id": 1,
-    "advertiser_id": 10,
-    "name": "signup",
-    "piggyback_pixels": [{"pixel_type": "img", "url": "https://t.example/p"}],
-}
-LINE_ITEM = {"id": 5, "advertiser_id": 10, "pixels": [{"id": 1, "post_click_revenue": 2.5}]}
+PIXEL = pixel_json(
+    id=1, advertiser_id=10, name="signup", piggyback_pixels=[{"pixel_type": "img", "url": "https://t.example/p"}]
+)
+LINE_ITEM = line_item_json(id=5, advertiser_id=10, pixels=[{"id": 1, "post_click_revenue": 2.5}])
 
 
 def click(eid: str, user: str, ts: int) -> dict[str, object]:
-    return {
-        "topic": "clicks",
-        "value": {
-            "event_id": eid,
-            "user_id": user,
-            "timestamp": ts,
-            "advertiser_id": 10,
-            "line_item_id": 5,
-            "creative_id": 7,
-            "auction_id": "a",
-        },
-    }
+    value = click_json(event_id=eid, user_id=user, timestamp=ts, advertiser_id=10, line_item_id=5, auction_id="a")
+    return {"topic": "clicks", "value": value}
 
 
 def conversion(eid: str, user: str, ts: int) -> dict[str, object]:
-    return {"topic": "conversions", "value": {"event_id": eid, "pixel_id": 1, "user_id": user, "timestamp": ts}}
+    return {"topic": "conversions", "value": conversion_json(event_id=eid, pixel_id=1, user_id=user, timestamp=ts)}
 
 
 def test_a_worker_attributes_a_click_and_dead_letters_a_bad_record_then_goes_on(pipeline: Pipeline) -> None:

@@ -1,7 +1,7 @@
 """Properties of the engine over generated worlds, run through `replay` (decode -> step -> encode).
 
 The most valuable ones are the oracle properties: an independent brute-force oracle, written from
-DESIGN §2.2-2.3 (not from the engine), keeps every touch forever and judges each conversion over the
+docs/design.md (not from the engine), keeps every touch forever and judges each conversion over the
 whole history; the engine, with its pruned and capped state, must agree for in-order input.
 
 Two kinds of world are generated. A broad world has three pixels and four line items of
@@ -28,6 +28,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from attribution.replay import ReplayResult, replay
+from attribution.tokens import mint, verify
 
 MINUTE = 60_000
 HOUR = 60 * MINUTE
@@ -50,6 +51,10 @@ EDGES = sorted({d + j for d in (0, MINUTE, 5 * MINUTE, 30 * MINUTE, HOUR, DAY, 1
 #: Offsets whose differences are those windows and repeat intervals.
 ANCHORS = [0, MINUTE, 2 * MINUTE, 5 * MINUTE, 30 * MINUTE, HOUR, 90 * MINUTE, DAY, 2 * DAY, 14 * DAY, 30 * DAY,
            90 * DAY, 32_767 * MINUTE]  # fmt: skip
+
+#: The keys that sign the server-side conversions of worlds drawn with tokens.
+KEYS = {"k1": "s" * 32}
+DEDUP_RETENTION = 7 * DAY
 
 Record = dict[str, Any]
 Entry = tuple[str, Record]  # (topic, value)
@@ -76,6 +81,7 @@ def pixel_records(draw: st.DrawFn, pixel_id: int) -> Record:
     maybe(draw, record, "post_view_value", st.sampled_from([None, 0, 1.5, 40]))
     maybe(draw, record, "post_click_value", st.sampled_from([None, 0, 2.25, 80]))
     maybe(draw, record, "event_category", st.sampled_from([None, "lead", "purchase"]))
+    maybe(draw, record, "dedupe_order_id", st.booleans())
     pixel_type = draw(st.sampled_from(["img", "js"]))
     if pixel_type == "js" or draw(st.booleans()):
         record["pixel_type"] = pixel_type
@@ -113,12 +119,12 @@ class World:
 
 
 def entry_line(topic: str, value: Record) -> bytes:
-    key = value["id"] if topic in ("pixels", "line-items") else value["user_id"]
+    key = value["id"] if topic in ("pixels", "line-items") else value.get("user_id")
     return orjson.dumps({"topic": topic, "key": key, "value": value})
 
 
 @st.composite
-def events(draw: st.DrawFn, distinct_timestamps: bool) -> list[Entry]:
+def events(draw: st.DrawFn, distinct_timestamps: bool, tokens: bool = False) -> list[Entry]:
     count = draw(st.integers(1, 40))
     mode = "walk" if distinct_timestamps else draw(st.sampled_from(["walk", "anchors", "relative", "relative"]))
     if mode == "walk":
@@ -134,13 +140,23 @@ def events(draw: st.DrawFn, distinct_timestamps: bool) -> list[Entry]:
         times = [T0]
         for _ in range(count - 1):
             times.append(draw(st.sampled_from(times)) + draw(st.sampled_from(EDGES)))
-    return draw_events(draw, times, USERS, sorted(LINE_ITEM_ADVERTISER), [*PIXEL_IDS, *PIXEL_IDS, UNKNOWN_PIXEL])
+    return draw_events(
+        draw, times, USERS, sorted(LINE_ITEM_ADVERTISER), [*PIXEL_IDS, *PIXEL_IDS, UNKNOWN_PIXEL], tokens
+    )
 
 
 def draw_events(
-    draw: st.DrawFn, times: list[int], users: Sequence[str], line_items: Sequence[int], pixel_ids: Sequence[int]
+    draw: st.DrawFn,
+    times: list[int],
+    users: Sequence[str],
+    line_items: Sequence[int],
+    pixel_ids: Sequence[int],
+    tokens: bool = False,
 ) -> list[Entry]:
-    """One impression, click or conversion at each time; a touch carries its line item's advertiser."""
+    """One impression, click or conversion at each time; a touch carries its line item's advertiser.
+    Conversions may carry an order id of a small set; with `tokens`, some are server-side: a token
+    naming the user and the auction of one of the touches drawn so far (or of none), signed with
+    `KEYS`, with or without the same `user_id`."""
     out: list[Entry] = []
     for n, ts in enumerate(times):
         user = draw(st.sampled_from(users))
@@ -154,6 +170,12 @@ def draw_events(
                 "timestamp": ts,
             }
             maybe(draw, conv, "value", st.sampled_from([None, 0, 12.5]))
+            maybe(draw, conv, "order_id", st.sampled_from(["o1", "o1", "o2"]))
+            if tokens and draw(st.booleans()):
+                auctions = [v["auction_id"] for t, v in out if t != "conversions"] + ["auction-none"]
+                conv["token"] = mint(user, draw(st.sampled_from(auctions)), secret=KEYS["k1"], key_id="k1")
+                if draw(st.booleans()):
+                    del conv["user_id"]
             out.append((topic, conv))
             continue
         line_item_id = draw(st.sampled_from(line_items))
@@ -174,14 +196,14 @@ def draw_events(
 
 
 @st.composite
-def worlds(draw: st.DrawFn, distinct_timestamps: bool = False) -> World:
+def worlds(draw: st.DrawFn, distinct_timestamps: bool = False, tokens: bool = False) -> World:
     some_pixels = draw(st.lists(st.sampled_from(PIXEL_IDS), unique=True))
     pixel_ids = some_pixels if draw(st.integers(0, 3)) == 3 else PIXEL_IDS  # mostly all of them
     line_item_ids = draw(st.lists(st.sampled_from(sorted(LINE_ITEM_ADVERTISER)), unique=True, min_size=3))
     return World(
         [draw(pixel_records(p)) for p in pixel_ids],
         [draw(line_item_records(li)) for li in line_item_ids],
-        draw(events(distinct_timestamps)),
+        draw(events(distinct_timestamps, tokens)),
     )
 
 
@@ -191,7 +213,7 @@ DENSE_DELTAS = [0, 0, 0, 0, 1, MINUTE - 1, MINUTE, MINUTE + 1, 5 * MINUTE - 1, 5
 
 
 @st.composite
-def dense_worlds(draw: st.DrawFn) -> World:
+def dense_worlds(draw: st.DrawFn, tokens: bool = False) -> World:
     """Advertiser 10's two pixels on its line items 100 and 101 (plus advertiser 20's line item 102),
     one main user, events minutes apart with windows and repeat intervals of minutes: most
     conversions reach rules 6 to 8, and window edges, repeat edges and timestamp ties are common."""
@@ -205,6 +227,7 @@ def dense_worlds(draw: st.DrawFn) -> World:
             "post_view_expire_mins": draw(st.sampled_from([1, 5, 30, 60])),
             "post_click_expire_mins": draw(st.sampled_from([1, 5, 30, 60])),
             "min_minutes_per_conv": draw(st.sampled_from([None, 0, 1, 5, 30])),
+            "dedupe_order_id": draw(st.booleans()),
         }
         maybe(draw, record, "post_view_value", st.sampled_from([0, 1.5]))
         maybe(draw, record, "post_click_value", st.sampled_from([0, 2.25]))
@@ -219,7 +242,8 @@ def dense_worlds(draw: st.DrawFn) -> World:
     times = [T0]
     for _ in range(draw(st.integers(1, 40))):
         times.append(draw(st.sampled_from(times)) + draw(st.sampled_from(DENSE_DELTAS)))
-    return World(pixels, line_items, draw_events(draw, times, ("a", "a", "a", "b"), (100, 100, 101, 102), (1, 2)))
+    events_ = draw_events(draw, times, ("a", "a", "a", "b"), (100, 100, 101, 102), (1, 2), tokens)
+    return World(pixels, line_items, events_)
 
 
 @st.composite
@@ -247,7 +271,7 @@ def outputs_of(result: ReplayResult) -> dict[str, list[Record]]:
     return {topic: [orjson.loads(r) for r in records] for topic, records in result.outputs.items()}
 
 
-# --- the oracle: DESIGN §2.2 and §2.3, over the full, unpruned history -------------------------
+# --- the oracle: docs/design.md, over the full, unpruned history ------------------------------
 
 PIXEL_DEFAULTS: Record = {
     "state": "active",
@@ -260,11 +284,12 @@ PIXEL_DEFAULTS: Record = {
     "event_category": None,
     "pixel_type": "img",
     "piggyback_pixels": [],
+    "dedupe_order_id": False,
 }
 
 
 def window_ms(pixel: Record, kind: str) -> int:
-    """§2.2: 1..max minutes; null or 0 = expiration off = the maximum (30 / 90 days)."""
+    """Pixel settings: 1..max minutes; null or 0 = expiration off = the maximum (30 / 90 days)."""
     if kind == "clicks":
         return (pixel["post_click_expire_mins"] or 129_600) * MINUTE
     return (pixel["post_view_expire_mins"] or 43_200) * MINUTE
@@ -289,6 +314,8 @@ class Oracle:
     touches: dict[str, list[tuple[int, str, Record]]] = field(default_factory=lambda: defaultdict(list))
     judged: set[str] = field(default_factory=set)
     last_counted: dict[tuple[int, str], int] = field(default_factory=dict)
+    #: (pixel, user, order id) -> when it was last seen by a conversion reaching rule 6 or later
+    orders: dict[tuple[int, str, str], int] = field(default_factory=dict)
     out: dict[str, list[Record]] = field(
         default_factory=lambda: {"attributed-conversions": [], "unattributed-conversions": [], "piggyback-fires": []}
     )
@@ -316,6 +343,7 @@ class Oracle:
                 "user_id": conv["user_id"],
                 "conversion_timestamp": conv["timestamp"],
                 "reason": reason,
+                "source": "server" if "token" in conv else "pixel",
             }
         )
 
@@ -323,6 +351,11 @@ class Oracle:
         if conv["event_id"] in self.judged:  # 1. duplicate (always within the retention here)
             return
         self.judged.add(conv["event_id"])
+        auction = None
+        if "token" in conv:  # server-side: the user and the auction are the token's
+            claims = verify(conv["token"], KEYS)
+            conv = {**conv, "user_id": claims.user_id}
+            auction = claims.auction_id
         pixel = self.pixels.get(conv["pixel_id"])
         if pixel is None:  # 2.
             return self.unattributed(conv, "unknown_pixel")
@@ -344,10 +377,24 @@ class Oracle:
         links = carriers(pixel["id"], self.line_items)
         if not links:  # 5.
             return self.unattributed(conv, "pixel_paused")
+        order = conv.get("order_id")
+        if pixel["dedupe_order_id"] and order is not None:  # the order-id rule
+            key = (pixel["id"], conv["user_id"], order)
+            seen = self.orders.get(key)
+            if seen is not None and conv["timestamp"] - seen <= DEDUP_RETENTION:
+                return self.unattributed(conv, "duplicate_order_id")
+            self.orders[key] = conv["timestamp"]
+        history = self.touches[conv["user_id"]]
+        if auction is not None:
+            # The documented bound of server-side conversions: per user, only the latest
+            # PER_LINE_ITEM touches of a line item and kind at or before the conversion are kept,
+            # so an older auction of the same line item can no longer be credited.
+            history = latest_per_line_item(history, conv["timestamp"])
         eligible = [  # 6.
             (touch["timestamp"], seq, kind, touch)
-            for seq, kind, touch in self.touches[conv["user_id"]]
+            for seq, kind, touch in history
             if touch["advertiser_id"] == pixel["advertiser_id"]
+            and (auction is None or touch["auction_id"] == auction)
             and touch["line_item_id"] in links
             and touch["timestamp"] <= conv["timestamp"]
             and conv["timestamp"] - touch["timestamp"] <= window_ms(pixel, kind)
@@ -391,9 +438,26 @@ class Oracle:
                 "order_id": conv.get("order_id"),
                 "other": conv.get("other"),
                 "event_category": pixel["event_category"],
+                "source": "pixel" if auction is None else "server",
             }
         )
         return None
+
+
+PER_LINE_ITEM = 2
+
+
+def latest_per_line_item(history: list[tuple[int, str, Record]], at: int) -> list[tuple[int, str, Record]]:
+    """The latest `PER_LINE_ITEM` touches at or before `at` of each (advertiser, line item, kind)."""
+    ordered = sorted((t for t in history if t[2]["timestamp"] <= at), key=lambda t: (t[2]["timestamp"], t[0]))
+    kept: list[tuple[int, str, Record]] = []
+    seen: dict[tuple[int, int, str], int] = defaultdict(int)
+    for item in reversed(ordered):
+        group = (item[2]["advertiser_id"], item[2]["line_item_id"], item[1])
+        if seen[group] < PER_LINE_ITEM:
+            seen[group] += 1
+            kept.append(item)
+    return kept
 
 
 # --- properties -------------------------------------------------------------------------------
@@ -464,7 +528,7 @@ def test_every_conversion_gets_exactly_one_outcome_and_its_piggyback_fires(data:
 
 
 def assert_engine_agrees_with_the_oracle(world: World) -> None:
-    engine = outputs_of(replay(world.lines()))
+    engine = outputs_of(replay(world.lines(), keys=KEYS))
     expected = Oracle.run(world)
 
     assert engine["dead-letters"] == []
@@ -474,7 +538,7 @@ def assert_engine_agrees_with_the_oracle(world: World) -> None:
 
 
 @settings(max_examples=200)
-@given(data=st.data(), world=worlds())
+@given(data=st.data(), world=worlds(tokens=True))
 def test_the_engine_agrees_with_a_brute_force_oracle_over_the_full_history(data: st.DataObject, world: World) -> None:
     redelivered, _ = data.draw(with_redeliveries(world))
 
@@ -482,7 +546,7 @@ def test_the_engine_agrees_with_a_brute_force_oracle_over_the_full_history(data:
 
 
 @settings(max_examples=200)
-@given(data=st.data(), world=dense_worlds())
+@given(data=st.data(), world=dense_worlds(tokens=True))
 def test_the_engine_agrees_with_the_oracle_on_dense_histories_full_of_edges_and_ties(
     data: st.DataObject, world: World
 ) -> None:

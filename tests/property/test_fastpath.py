@@ -81,3 +81,22 @@ def test_a_schema_with_a_rule_the_fast_path_does_not_know_gets_no_fast_path() ->
     assert field_reader(schema, ["id"]) is None
     assert field_reader({**schema, "additionalProperties": False}, []) is None
     assert field_reader(load_schema("pixel"), ["id"]) is None  # nested objects: the validator only
+
+
+def test_a_conversion_needs_a_user_id_or_a_token_on_the_fast_path_as_in_the_schema() -> None:
+    reader = field_reader(load_schema("conversion"), ["user_id", "token"])
+    assert reader is not None
+    base = {"event_id": "c", "pixel_id": 2, "timestamp": 5}
+    assert reader({**base, "user_id": "u"}) == ("u", None)
+    assert reader({**base, "token": "t"}) == (None, "t")
+    assert reader({**base, "user_id": "u", "token": "t"}) == ("u", "t")
+    assert reader(base) is None
+
+
+def test_an_any_of_beyond_required_fields_gets_no_fast_path() -> None:
+    props = {"a": {"type": "string"}, "b": {"type": "string"}}
+    schema = {"type": "object", "properties": props}
+    assert field_reader({**schema, "anyOf": [{"required": ["a"]}, {"required": ["b"]}]}, ["a"]) is not None
+    assert field_reader({**schema, "anyOf": [{"properties": {"a": {"minLength": 1}}}]}, ["a"]) is None
+    assert field_reader({**schema, "anyOf": [{"required": ["zzz"]}]}, ["a"]) is None
+    assert field_reader({**schema, "anyOf": []}, ["a"]) is None

@@ -24,7 +24,7 @@ import attribution.replay_order as replay_order
 from attribution.contract import INPUT_TOPICS, dead_letter, decode_value, encode, topic_of
 from attribution.contract.codec import parse_json
 from attribution.domain import EMPTY, Config, Conversion, LineItem, Pixel, Touch, step
-from attribution.errors import InvalidJson, RecordError
+from attribution.errors import InvalidLine, RecordError
 from attribution.replay import FileSink, MemorySink, ReplayResult, config_id, replay, replay_inputs
 from attribution.replay_input import Unordered, _bad_line
 from attribution.replay_order import ExternalSort, Streaming, Workspace, sources_of
@@ -46,7 +46,7 @@ def oracle(lines: list[bytes]) -> tuple[dict[str, list[bytes]], list[Touch | Con
         try:
             entry = parse_json(raw_line)
             if not isinstance(entry, dict) or entry.get("topic") not in offsets:
-                raise InvalidJson(_bad_line(entry), "topic", code="invalid_line")
+                raise InvalidLine(_bad_line(entry), "topic")
             topic = entry["topic"]
             offset = offsets[topic]
             offsets[topic] = offset + 1

@@ -15,10 +15,12 @@ import orjson
 import pytest
 from click.testing import CliRunner, Result
 
+from attribution.app.reports import REASONS, percentile
 from attribution.cli import main
 from attribution.cli.config_cmd import InputError, parse_file, repeat_rule, window
-from attribution.cli.report_cmd import REASONS, duration, percentile, render, summarize
+from attribution.cli.report_cmd import duration, render, summarize
 from attribution.cli.simulate_cmd import Stats, TokenBucket
+from helpers import pixel_json
 
 NO_BROKER = "127.0.0.1:1"
 
@@ -33,7 +35,7 @@ def put(kind: str, content: Any) -> Result:
 
 
 def pixel(**fields: Any) -> dict[str, Any]:
-    return {"id": 42, "advertiser_id": 7, "name": "checkout", **fields}
+    return pixel_json(**{"id": 42, "advertiser_id": 7, "name": "checkout", **fields})
 
 
 # --- pixels put / line-items put: refusals ----------------------------------------------------
@@ -280,6 +282,7 @@ def test_summarize_counts_per_pixel_and_totals() -> None:
             unattributed("c4", "no_eligible_touch"),
             unattributed("c5", "repeat_limited"),
             unattributed("c6", "unknown_pixel", pixel_id=99),
+            unattributed("c7", "duplicate_order_id"),
         ],
         "piggyback-fires": [fire("c1", 0), fire("c1", 1), fire("c3", 0, pixel_id=2)],
         "dead-letters": [letter(1, "invalid_json"), letter(2, "schema_violation"), letter(3, "invalid_json")],
@@ -291,11 +294,12 @@ def test_summarize_counts_per_pixel_and_totals() -> None:
         "unknown_pixel": 0,
         "inactive_pixel": 0,
         "pixel_paused": 0,
+        "duplicate_order_id": 1,
         "no_eligible_touch": 1,
         "repeat_limited": 1,
-        "total": 2,
+        "total": 3,
     }
-    assert p1["conversions"] == 4
+    assert p1["conversions"] == 5
     assert p1["value"] == 10.5
     assert p1["booked_revenue"] == 2.25
     assert p1["piggyback_fires"] == 2
@@ -303,9 +307,9 @@ def test_summarize_counts_per_pixel_and_totals() -> None:
     assert s["pixels"]["99"]["unattributed"]["unknown_pixel"] == 1
     assert s["pixels"]["99"]["latency_ms"] is None
     totals = s["totals"]
-    assert totals["conversions"] == 6
+    assert totals["conversions"] == 7
     assert totals["attributed"]["total"] == 3
-    assert totals["unattributed"]["total"] == 3
+    assert totals["unattributed"]["total"] == 4
     assert totals["value"] == 14.5
     assert totals["piggyback_fires"] == 3
     assert totals["latency_ms"] == {"p50": 200, "p90": 300, "p99": 300}
@@ -405,3 +409,22 @@ def test_simulate_summary_line() -> None:
         "published 1,000 events in 2.00s (500 events/s): 900 impressions, 80 clicks, 20 conversions; "
         "config: 3 pixels, 2 line-items"
     )
+
+
+def test_the_report_has_a_column_of_order_id_duplicates() -> None:
+    s = summarize({"unattributed-conversions": [unattributed("c1", "duplicate_order_id")]})
+    header, row = render(s).splitlines()[:2]
+
+    assert header.split()[header.split().index("DUP-ORDER")] == "DUP-ORDER"
+    assert row.split()[header.split().index("DUP-ORDER")] == "1"
+
+
+def test_the_pixel_list_shows_whether_a_pixel_dedupes_order_ids() -> None:
+    from attribution.cli.config_cmd import PIXEL_HEADERS, pixel_rows
+    from attribution.domain import Config, Pixel
+
+    pixels = [Pixel(1, 10, "a", dedupe_order_id=True), Pixel(2, 10, "b")]
+    rows = pixel_rows(Config.of(pixels), pixels)
+    column = PIXEL_HEADERS.index("ORDER-DEDUP")
+
+    assert [r[column] for r in rows] == ["yes", "no"]

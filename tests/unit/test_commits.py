@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from typing import Any, NamedTuple
 
 import faust
 import pytest
 from faust.transport.consumer import Consumer
+from faust.transport.producer import Producer
 
 from attribution.streaming import commits
-from attribution.streaming.commits import LOST_AFTER_S, Delivered, next_commit, patch_consumer
+from attribution.streaming.commits import LOST_AFTER_S, Delivered, Unsettled, next_commit, patch_consumer
 
 
 class TP(NamedTuple):
@@ -146,3 +148,56 @@ def test_the_patch_is_in_place_on_fausts_consumer() -> None:
     patch_consumer()
     assert Consumer._new_offset is commits._new_offset
     assert Consumer.perform_seek is commits._perform_seek
+
+
+def test_the_patch_waits_for_buffered_sends_in_fausts_producer_too() -> None:
+    patch_consumer()
+    assert Consumer._commit_offsets is commits._commit_offsets
+    assert Producer.send_soon is commits._send_soon
+
+
+async def test_offsets_are_committed_only_once_every_state_write_handed_over_before_is_acknowledged() -> None:
+    unsettled = Unsettled()
+    write = asyncio.get_running_loop().create_future()
+    unsettled.add(write)
+    settled = asyncio.ensure_future(unsettled.settle())
+    await asyncio.sleep(0.01)
+    assert not settled.done()  # the commit waits for the write still in the producer's buffer
+
+    later = asyncio.get_running_loop().create_future()
+    unsettled.add(later)  # a write issued after the commit started is not waited for
+    write.set_result(None)
+    await asyncio.wait_for(settled, 1)
+    assert unsettled.futures == {later}
+
+
+async def test_a_state_write_never_acknowledged_stops_the_commit_loudly() -> None:
+    unsettled = Unsettled()
+    unsettled.add(asyncio.get_running_loop().create_future())
+    with pytest.raises(RuntimeError, match="not committed"):
+        await unsettled.settle(timeout=0.01)
+
+
+async def test_the_commit_of_an_app_with_the_guard_waits_for_its_state_writes() -> None:
+    patch_consumer()
+    calls: list[str] = []
+    consumer = FakeConsumer(Delivered())
+    consumer.app.attribution_unsettled = unsettled = Unsettled()  # type: ignore[attr-defined]
+    write = asyncio.get_running_loop().create_future()
+    unsettled.add(write)
+
+    async def original(self: Any, offsets: Any, start_new_transaction: bool = True) -> bool:
+        calls.append("commit")
+        return True
+
+    saved = commits._original["_commit_offsets"]
+    commits._original["_commit_offsets"] = original
+    try:
+        committing = asyncio.ensure_future(commits._commit_offsets(consumer, {TP0: 5}))
+        await asyncio.sleep(0.01)
+        assert calls == []
+        write.set_result(None)
+        assert await asyncio.wait_for(committing, 1) is True
+        assert calls == ["commit"]
+    finally:
+        commits._original["_commit_offsets"] = saved

@@ -1,4 +1,4 @@
-"""Pixel status (DESIGN §2.2) and the domain constants, checked against the JSON Schemas themselves."""
+"""Pixel status (docs/design.md, Pixel status) and the domain constants, checked against the JSON Schemas themselves."""
 
 from __future__ import annotations
 
@@ -187,4 +187,11 @@ def test_the_touch_imp_types_are_the_real_auction_ones_the_impression_schema_doc
 
 def test_the_unattributed_reasons_equal_the_schemas_enum_in_rule_order() -> None:
     assert list(REASONS) == schema("unattributed_conversion")["properties"]["reason"]["enum"]
-    assert list(REASONS) == ["unknown_pixel", "inactive_pixel", "pixel_paused", "no_eligible_touch", "repeat_limited"]
+    assert list(REASONS) == [
+        "unknown_pixel",
+        "inactive_pixel",
+        "pixel_paused",
+        "duplicate_order_id",
+        "no_eligible_touch",
+        "repeat_limited",
+    ]

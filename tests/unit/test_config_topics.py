@@ -15,12 +15,13 @@ import pytest
 from attribution.settings import Settings
 from attribution.streaming.config_cache import RESTORES_HEADER, ConfigCache
 from attribution.web.metrics import Metrics
+from helpers import pixel_json
 
 Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]
 
 
 def px(ident: int, name: str = "p") -> bytes:
-    return orjson.dumps({"id": ident, "advertiser_id": 10, "name": name})
+    return orjson.dumps(pixel_json(id=ident, advertiser_id=10, name=name))
 
 
 class Topic:

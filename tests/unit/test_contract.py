@@ -1,4 +1,4 @@
-"""The record contract (DESIGN §2.2, §2.4): schemas, decoding, pixel rules, dead letters, outputs.
+"""The record contract (docs/design.md, Records): schemas, decoding, pixel rules, dead letters, outputs.
 
 Outputs are checked with `jsonschema` (draft 7), a validator independent of the fastjsonschema
 code the product compiles, so a bug in one is not hidden by the same bug in the other.
@@ -101,8 +101,8 @@ def test_there_is_one_schema_per_record_type() -> None:
             "attributed_conversion",
             "click",
             "conversion",
+            "conversion_report",
             "dead_letter",
-            "hourly_report",
             "impression",
             "line_item",
             "piggyback_fire",
@@ -438,7 +438,7 @@ def test_a_record_over_1_mb_is_refused_before_parsing() -> None:
     assert info.value.code == "record_too_large"
 
 
-# --- the pixel rules of DESIGN §2.2 -----------------------------------------------------------
+# --- the pixel settings of docs/design.md -----------------------------------------------------
 
 
 def img(url: str = "https://p.example/a.gif") -> dict[str, str]:
@@ -650,10 +650,11 @@ OUTPUT_SAMPLES: dict[str, dict[str, Any]] = {
         "conversion_id": "c", "pixel_id": 1, "advertiser_id": 10, "user_id": "u", "conversion_timestamp": T0,
         "attribution": "post_view", "touch_event_id": "i", "touch_timestamp": T0, "auction_id": "a",
         "line_item_id": 100, "creative_id": 7, "campaign_id": None, "latency_ms": 0, "value": None,
-        "booked_revenue": None, "order_id": None, "other": None, "event_category": None,
+        "booked_revenue": None, "order_id": None, "other": None, "event_category": None, "source": "pixel",
     },
     "unattributed_conversion": {
         "conversion_id": "c", "pixel_id": 1, "user_id": "u", "conversion_timestamp": T0, "reason": "pixel_paused",
+        "source": "server",
     },
     "piggyback_fire": {
         "fire_id": "c:0", "conversion_id": "c", "pixel_id": 1, "pixel_type": "img", "url": "https://p.example",
@@ -672,6 +673,7 @@ OUTPUT_VIOLATIONS = [
     ("attributed_conversion", {"event_category": "sale"}),
     ("attributed_conversion", {"campaign_id": "7"}),
     ("unattributed_conversion", {"reason": "no_touch"}),
+    ("unattributed_conversion", {"source": "browser"}),
     ("unattributed_conversion", {"conversion_timestamp": True}),
     ("piggyback_fire", {"fire_id": "c"}),
     ("piggyback_fire", {"index": -1}),
@@ -773,5 +775,5 @@ def test_an_encoded_output_is_compact_json() -> None:
 
     assert encode(output) == (
         b'{"conversion_id":"c","pixel_id":1,"user_id":"u","conversion_timestamp":1700000000000,'
-        b'"reason":"unknown_pixel"}'
+        b'"reason":"unknown_pixel","source":"pixel"}'
     )

@@ -2,7 +2,8 @@
 step with the code: the console script, the CLI's commands and options, and the settings' env vars.
 
 Docker does not run on the build machines, so the files are checked by parsing them. Where the
-`docker compose` plugin is installed, `docker compose config -q` validates the compose file too.
+`docker compose` plugin is installed, `docker compose config -q` validates the compose file too
+(in the integration tier: `test_installed_commands`).
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
-import shutil
-import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -240,26 +239,7 @@ def test_the_app_service_commands_are_valid_command_lines_of_the_cli(name: str) 
 
 
 def test_the_simulator_command_is_a_valid_command_line_of_the_cli() -> None:
-    if "simulate" not in cli.commands:
-        pytest.xfail("`attribution simulate` is not registered in attribution.cli yet")
     _resolve(_command(_service("simulator")))
-
-
-def test_docker_compose_accepts_the_file_when_it_is_installed() -> None:
-    docker = shutil.which("docker")
-    if docker is None:
-        pytest.skip("docker is not installed")
-    probe = subprocess.run([docker, "compose", "version"], capture_output=True, text=True, check=False)
-    if probe.returncode != 0:
-        pytest.skip("the docker compose plugin is not installed")
-    result = subprocess.run(
-        [docker, "compose", "-f", str(COMPOSE_FILE), "--profile", "simulate", "config", "-q"],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-    )
-    assert result.returncode == 0, result.stderr
 
 
 # --- Dockerfile and .dockerignore -------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The engine is pure (DESIGN §3): `attribution.domain` imports only an allowlist of modules.
+"""The engine is pure (docs/design.md, Architecture): `attribution.domain` imports only an allowlist of modules.
 
 Every file of the package is parsed with `ast` (nothing is imported, so a module-level side effect
 cannot hide an import), and every `import`/`from ... import`, including those nested in functions

@@ -17,6 +17,7 @@ from attribution.streaming.processor import Processor, Result
 from attribution.streaming.topics import INTERNAL_TOPICS
 from helpers import (
     DAY,
+    HOUR,
     T0,
     click_json,
     config,
@@ -171,3 +172,26 @@ def test_replay_drops_users_whose_state_expired_and_answers_the_same() -> None:
     assert len(result.users) == 14
     [attributed] = [orjson.loads(v) for v in result.outputs["attributed-conversions"]]
     assert attributed["touch_event_id"] == "k39"
+
+
+def test_a_user_holding_conversions_leaves_the_index_until_they_are_released() -> None:
+    def entries(key: bytes) -> list[tuple[int, bytes]]:
+        return [e for heap in stream.processor.expiry.index.heaps.values() for e in heap if e[1] == key]
+
+    stream = Stream()
+    expiry = stream.processor.expiry
+    stream.event("conversions", conversion_json(user_id="b", event_id="cb", timestamp=T0))  # held
+    stream.event("conversions", conversion_json(user_id="u", event_id="cu", timestamp=T0 + DAY))  # held
+    assert entries(b"u")  # indexed when first written
+
+    stream.event("impressions", impression_json(user_id="x", event_id="i1", timestamp=T0 + HOUR))
+    stream.event("clicks", click_json(user_id="x", event_id="k1", timestamp=T0 + HOUR))  # releases b only
+
+    assert b"u" in expiry.held  # came due while holding: dropped, not looked at again and again
+    assert not entries(b"u")
+
+    stream.event("impressions", impression_json(user_id="x", event_id="i2", timestamp=T0 + 2 * DAY))
+    stream.event("clicks", click_json(user_id="x", event_id="k2", timestamp=T0 + 2 * DAY))  # releases u
+
+    assert b"u" not in expiry.held
+    assert entries(b"u")  # indexed again, with the expiry of its state

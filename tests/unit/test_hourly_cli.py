@@ -8,8 +8,9 @@ from pathlib import Path
 import orjson
 from click.testing import CliRunner
 
+from attribution.app.hourly import latest_rows
 from attribution.cli import main
-from attribution.cli.hourly_cmd import latest_rows, render_rows
+from attribution.cli.hourly_cmd import render_rows
 from attribution.contract.report_codec import validate_row
 
 H = 1_767_225_600_000  # 2026-01-01T00:00Z

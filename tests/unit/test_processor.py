@@ -3,7 +3,7 @@
 The processor is fed the way the `events` and `config` agents feed it (actual, prefixed topic
 names; a `names` mapping like `create_app` builds) and its `Result` is checked: the state writes,
 the sends, the re-key forward. A bad record is one dead letter and nothing else; event time holds a
-conversion until the touch streams of its partition have passed it (DESIGN §2.3).
+conversion until the touch streams of its partition have passed it (docs/design.md, Event time).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The attribution rules of DESIGN §2.3, one group per rule, in order, and their precedence."""
+"""The attribution rules of docs/design.md, one group per rule, in order, and their precedence."""
 
 from __future__ import annotations
 

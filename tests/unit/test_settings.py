@@ -56,3 +56,47 @@ def test_the_repeat_retention_is_90_days_unless_told_otherwise_and_reaches_the_l
 def test_the_size_of_touches_read_ahead_is_a_setting_that_reaches_the_limits() -> None:
     assert Settings.from_env({}).limits.ahead_bytes == 300_000
     assert Settings.from_env({"ATTRIBUTION_TOUCHES_AHEAD_BYTES": "16384"}).limits.ahead_bytes == 16_384
+
+
+SECRET = "s" * 32
+
+
+def test_no_token_key_is_configured_unless_a_secret_is_given() -> None:
+    settings = Settings.from_env({})
+
+    assert settings.token_key_map == {}
+    assert settings.token_key_id == "k1"
+
+
+def test_the_token_secret_is_accepted_under_its_key_id_with_the_rotation_keys() -> None:
+    env = {
+        "ATTRIBUTION_TOKEN_SECRET": SECRET,
+        "ATTRIBUTION_TOKEN_KEY_ID": "k2",
+        "ATTRIBUTION_TOKEN_KEYS": " k1:" + "o" * 32 + " , k0:" + "z" * 40,
+    }
+
+    assert Settings.from_env(env).token_key_map == {"k1": "o" * 32, "k0": "z" * 40, "k2": SECRET}
+
+
+def test_a_token_secret_shorter_than_32_bytes_is_refused_without_showing_it() -> None:
+    with pytest.raises(UsageError, match="ATTRIBUTION_TOKEN_SECRET: shorter than 32 bytes") as info:
+        Settings.from_env({"ATTRIBUTION_TOKEN_SECRET": "hunter2-hunter2-hunter2-hunter2"})
+
+    assert "hunter2" not in str(info.value)
+
+
+def test_a_rotation_key_that_is_short_or_malformed_is_refused_naming_the_variable_not_the_secret() -> None:
+    with pytest.raises(UsageError, match="ATTRIBUTION_TOKEN_KEYS: the secret of key 'old' is shorter") as info:
+        Settings.from_env({"ATTRIBUTION_TOKEN_KEYS": "old:tooshort-secret"})
+    assert "tooshort" not in str(info.value)
+    with pytest.raises(UsageError, match="ATTRIBUTION_TOKEN_KEYS: entry 1 is not `kid:secret`"):
+        Settings.from_env({"ATTRIBUTION_TOKEN_KEYS": SECRET})
+    with pytest.raises(UsageError, match="ATTRIBUTION_TOKEN_KEY_ID='a b'"):
+        Settings.from_env({"ATTRIBUTION_TOKEN_KEY_ID": "a b"})
+
+
+def test_token_secrets_never_appear_in_the_settings_repr() -> None:
+    settings = Settings.from_env({"ATTRIBUTION_TOKEN_SECRET": SECRET, "ATTRIBUTION_TOKEN_KEYS": "k0:" + "z" * 32})
+
+    assert SECRET not in repr(settings)
+    assert "z" * 32 not in repr(settings)

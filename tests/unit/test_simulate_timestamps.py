@@ -44,7 +44,7 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any, bytes | None]]
     async def producer(settings: Settings, **kw: Any) -> AsyncIterator[FakeProducer]:
         yield fake
 
-    monkeypatch.setattr("attribution.kafka_io.producer", producer)
+    monkeypatch.setattr("attribution.kafka.client.producer", producer)
     return fake.sent
 
 

@@ -1,4 +1,4 @@
-"""Bounded per-user state (DESIGN §3): pruning by age and by cap, dedup retention, idempotence."""
+"""Bounded per-user state (docs/design.md, Bounded state): pruning by age and by cap, dedup retention, idempotence."""
 
 from __future__ import annotations
 

@@ -4,7 +4,17 @@ state record under the bound the changelog is sized for (`contract.state_codec.M
 from __future__ import annotations
 
 from attribution.contract.state_codec import MAX_STATE_BYTES, encode_state
-from attribution.domain import EMPTY, AttributedConversion, Forgotten, Limits, Touch, UserState, expires_at, step
+from attribution.domain import (
+    EMPTY,
+    AttributedConversion,
+    Conversion,
+    Forgotten,
+    Limits,
+    Touch,
+    UserState,
+    expires_at,
+    step,
+)
 from attribution.domain.config import LONGEST_RETENTION, Retention, touch_retention
 from attribution.domain.state import (
     _prune_touches,
@@ -213,14 +223,22 @@ def test_the_largest_state_the_schemas_allow_at_every_cap_encodes_under_the_docu
     assert 0 < sum(1 for t in touches if t.timestamp > horizon) < 2000
     processed = tuple((widest_id(i), LATEST) for i in range(LIMITS.max_processed))
     counted = tuple((BIGGEST_INT - i, LATEST) for i in range(LIMITS.max_counters))
-    state = UserState(touches, counted, processed, LATEST)
+    orders = tuple((BIGGEST_INT - i, "\x01" * 36, LATEST) for i in range(LIMITS.max_orders))
+    state = UserState(touches, counted, processed, LATEST, (), orders)
     raw = encode_state(state, -(2**62), 2**31 - 1)
 
     assert len(widest_id(0).encode()) == 128
     assert len(raw) > 0.8 * MAX_STATE_BYTES
     assert len(raw) <= MAX_STATE_BYTES == 740_000
     # what is left of a 1 MiB record holds the most held conversions a user may have, at their widest
-    assert MAX_STATE_BYTES + 150 * 1_300 < 1_048_576
+    assert MAX_STATE_BYTES + 150 * 2_000 < 1_048_576
+
+
+def test_the_widest_held_conversion_a_server_side_one_encodes_under_the_documented_size() -> None:
+    widest = Conversion(widest_id(1), BIGGEST_INT, "u", LATEST, 1e15, "\x01" * 36, "\x01" * 30, widest_id(2))
+    empty = len(encode_state(UserState(), -(2**62), 2**31 - 1))
+
+    assert len(encode_state(UserState(held=((widest, 2**31 - 1),)), -(2**62), 2**31 - 1)) - empty < 2_000
 
 
 def test_a_heavy_user_stays_under_the_bound_however_long_it_is_active() -> None:

@@ -12,12 +12,13 @@ from typing import Any
 import orjson
 import pytest
 
+from attribution.app.reports import Outcome
 from attribution.settings import Settings
 from attribution.streaming.config_cache import ConfigCache
 from attribution.web.api import LINE_ITEMS, PIXELS, Api, Reply, Request
-from attribution.web.outcomes import Outcome, OutcomeWindow
+from attribution.web.outcomes import OutcomeWindow
 from attribution.web.reporting import Reporting
-from helpers import answer
+from helpers import answer, pixel_json
 
 TOKEN = "s3cret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -70,7 +71,7 @@ def req(
 
 
 def pixel(ident: int = 1, **fields: Any) -> dict[str, Any]:
-    return {"id": ident, "advertiser_id": 10, "name": f"pixel {ident}", **fields}
+    return pixel_json(id=ident, **{"name": f"pixel {ident}", **fields})
 
 
 def error(reply: Reply) -> dict[str, Any]:
@@ -276,6 +277,7 @@ async def test_tags_default_to_the_pixels_own_type_and_take_placeholder_flags(wo
     assert js["format"] == "js"
     assert "<script src=" in js["tag"]
     assert js["url"] == "https://px.test/px?id=1&t=3&uid=[USER_ID]"
+    assert js["sspx_url"] == "https://px.test/sspx?id=1&sspdata=[SSPDATA]"
     img = (await api.tags(req(ident=1, format="img", value="1", other="true", order_id="0"))).body
     assert "&amp;value=[VALUE]&amp;other=[OTHER]" in img["tag"]
     assert "order_id" not in img["tag"]
@@ -289,3 +291,15 @@ async def test_a_pixels_health_shows_its_loads(world: Any) -> None:
     window.add(Outcome("v1", 1, "post_click", True, NOW - 100, NOW - 50, 1.0, None, 10))
     health = (await api.get(PIXELS, req(ident=1))).body["health"]
     assert health == {"loads_12h": 1, "last_load_at": NOW - 100, "attributed_today": {"post_click": 1, "post_view": 0}}
+
+
+async def test_a_pixels_order_id_deduplication_is_off_by_default_and_set_through_the_api(world: Any) -> None:
+    api, _, _ = world
+    plain = await answer(api.create(PIXELS, req(pixel(1))))
+    dedupe = await answer(api.create(PIXELS, req(pixel(2, dedupe_order_id=True))))
+    bad = await answer(api.create(PIXELS, req(pixel(3, dedupe_order_id="yes"))))
+
+    assert plain.body["dedupe_order_id"] is False
+    assert dedupe.body["dedupe_order_id"] is True
+    assert bad.status == 422
+    assert bad.body["error"]["field"] == "dedupe_order_id"

@@ -1,5 +1,5 @@
 """Prometheus metrics without a worker: the sensor counts what Faust reports to it, and the
-exposition holds every metric the issue names."""
+exposition holds every metric the README lists."""
 
 from __future__ import annotations
 
@@ -137,7 +137,6 @@ def test_a_scrape_without_a_consumer_yet_has_no_assignment_or_lag_figures() -> N
 def test_what_the_state_bounds_forgot_is_exposed_from_the_processors_running_totals() -> None:
     from attribution.settings import Settings
     from attribution.streaming.processor import Processor
-    from attribution.web.server import forgotten_counts
     from helpers import config
 
     processor = Processor(Settings(), {}, config)
@@ -145,7 +144,7 @@ def test_what_the_state_bounds_forgot_is_exposed_from_the_processors_running_tot
     processor.forgotten.touches += 2
     processor.expiry.deleted += 5
     s = sensor()
-    s.metrics.forgotten = lambda: forgotten_counts(processor)
+    s.metrics.forgotten = processor.forgotten_counts
 
     assert sample(s, "attribution_state_forgotten_total", part="dedup_ids") == 3
     assert sample(s, "attribution_state_forgotten_total", part="touches") == 2

@@ -7,10 +7,20 @@ import random
 
 import orjson
 
-from attribution.web.health import empty_health, health_of_buckets, pixel_health, start_of_day
-from attribution.web.outcomes import Outcome, OutcomeWindow, parse_outcome
+from attribution.app.reports import (
+    HOUR_MS,
+    MINUTE_MS,
+    Outcome,
+    empty_health,
+    health_of_buckets,
+    parse_outcome,
+    pixel_health,
+    start_of_day,
+    summarize,
+    summarize_buckets,
+)
+from attribution.web.outcomes import OutcomeWindow
 from attribution.web.reporting import Reporting
-from attribution.web.stats import HOUR_MS, MINUTE_MS, summarize, summarize_buckets
 
 NOW = 1_795_000_000_000  # 2026-11-18T...Z
 DAY = 86_400_000

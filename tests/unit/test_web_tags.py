@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import re
 
-from attribution.web.tags import Placeholders, export, pixel_url, tag
+from attribution.web.tags import Placeholders, export, pixel_url, sspx_url, tag
 
 HOST = "px.example.com"
 
@@ -51,8 +51,18 @@ def test_a_pixel_name_can_never_close_the_comment_early() -> None:
     assert comment.endswith("DO NOT MODIFY -->")
 
 
-def test_export_gives_all_three_forms() -> None:
+def test_export_gives_all_four_forms() -> None:
     forms = export(3, "tags.example.org", "buy")
-    assert set(forms) == {"img", "js", "url"}
+    assert set(forms) == {"img", "js", "url", "sspx"}
+    assert forms["sspx"] == "https://tags.example.org/sspx?id=3&sspdata=[SSPDATA]"
     assert forms["img"].startswith("<!-- Conversion pixel 3: buy")
     assert forms["url"].startswith("https://tags.example.org/px?id=3&t=3")
+
+
+def test_the_server_side_url_by_auction_token_carries_the_token_last() -> None:
+    assert sspx_url(7, HOST) == "https://px.example.com/sspx?id=7&sspdata=[SSPDATA]"
+    every = Placeholders(value=True, order_id=True, other=True)
+    assert (
+        sspx_url(7, HOST, every)
+        == "https://px.example.com/sspx?id=7&value=[VALUE]&order_id=[ORDER_ID]&other=[OTHER]&sspdata=[SSPDATA]"
+    )

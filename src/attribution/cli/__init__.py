@@ -1,4 +1,4 @@
-"""The `attribution` command: worker, replay, topics, pixels, line-items, simulate, report.
+"""The `attribution` command: worker, replay, topics, pixels, line-items, simulate, report, tokens.
 
 Conventions follow Faust's and Kafka's tools: `-l/--loglevel`, `--broker` (env KAFKA_BROKER).
 Exit codes: 0 success, 1 a refused request or an unreachable broker, 2 unusable arguments or
@@ -13,6 +13,7 @@ from attribution.cli.config_cmd import line_items_group, pixels_group
 from attribution.cli.replay_cmd import replay_cmd
 from attribution.cli.report_cmd import report_cmd
 from attribution.cli.simulate_cmd import simulate_cmd
+from attribution.cli.tokens_cmd import tokens_group
 from attribution.cli.worker_cmd import topics_group, worker_cmd
 
 
@@ -29,3 +30,4 @@ main.add_command(pixels_group)
 main.add_command(line_items_group)
 main.add_command(simulate_cmd)
 main.add_command(report_cmd)
+main.add_command(tokens_group)

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from attribution.errors import UsageError
+from attribution.errors import KafkaIOError, UsageError
 from attribution.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -36,11 +36,17 @@ def settings_from(broker: str | None = None, topic_prefix: str | None = None, **
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine; Kafka connection failures become a one-line error, not a traceback."""
+    """Run a coroutine; Kafka's failures become a one-line error, not a traceback (the one place
+    the CLI maps them): an unreachable broker, a refusal of the Kafka edge (`KafkaIOError`: a
+    missing topic, a read timed out), any other aiokafka error."""
+    from attribution.kafka.client import Unreachable
+
     try:
         return asyncio.run(coro)
-    except (OSError, ConnectionError) as exc:
+    except (Unreachable, OSError, ConnectionError) as exc:
         raise click.ClickException(f"cannot reach Kafka: {exc}") from None
+    except KafkaIOError as exc:
+        raise click.ClickException(str(exc)) from None
     except Exception as exc:
         if type(exc).__module__.startswith("aiokafka"):
             raise click.ClickException(f"Kafka error: {exc}") from None

@@ -1,9 +1,10 @@
 """`attribution pixels put|list|delete|export` and `attribution line-items put|list|delete`.
 
 Configuration lives in the compacted `pixels` and `line-items` topics, keyed by the id as decimal
-text; a null value (tombstone) deletes. `put` validates every record against the contract before
-publishing anything: one invalid record refuses the whole file (exit 1), so a file is applied
-entirely or not at all. `list` reads both topics to their current end, the way every worker does.
+text; a null value (tombstone) deletes. `put` checks every record before publishing anything, with
+the same checks and messages as the HTTP API (`attribution.app.config`: the contract first, then
+the current config: unknown pixels, advertiser mismatches): one refused record refuses the whole
+file (exit 1), so a file is applied entirely or not at all. `list` reads both topics to their current end, the way every worker does.
 `pixels export ID` prints the pixel's tags (`attribution.web.tags`), like the worker's
 `GET /pixels/{id}/tags`.
 """
@@ -12,23 +13,24 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from collections.abc import Coroutine, Sequence
 from typing import IO, Any, TypeVar
 
 import click
 import orjson
 
+from attribution.app.config import LINE_ITEMS, PIXELS, ConfigService, Kind, label
 from attribution.cli.common import kafka_options, run, settings_from
-from attribution.contract import CONFIG_TOPICS, decode_value
+from attribution.contract import MAX_ID, config_id
 from attribution.domain import Config, LineItem, Pixel
-from attribution.errors import RecordError
+from attribution.errors import ConfigError, Conflict, Invalid, NotApplied, NotFound, Refused, Unavailable
+from attribution.kafka.client import JSON_HEADERS, KafkaConfigStore
 from attribution.settings import Settings
 
 T = TypeVar("T")
 
 #: Headers of every record (not tombstone) the CLI publishes.
-HEADERS: tuple[tuple[str, bytes], ...] = (("content-type", b"application/json"),)
+HEADERS = JSON_HEADERS
 
 
 class InputError(click.ClickException):
@@ -38,14 +40,13 @@ class InputError(click.ClickException):
 
 
 def call(coro: Coroutine[Any, Any, T]) -> T:
-    """`common.run`, plus the broker's refusals (missing topic, timeout) as one-line errors, exit 1."""
-    from attribution.kafka_io import KafkaIOError
-
+    """`common.run`, plus a missing id or an unavailable config as one-line errors, exit 1. Refused records (`Invalid`, `Conflict`,
+    `Refused`) go through: the command reports them record by record."""
     # aiokafka logs each failed connection attempt; a command reports the outcome in one line.
     logging.getLogger("aiokafka").addHandler(logging.NullHandler())
     try:
         return run(coro)
-    except KafkaIOError as exc:
+    except (NotFound, Unavailable, NotApplied) as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -75,18 +76,11 @@ def parse_file(data: bytes, what: str) -> list[Any]:
     return values
 
 
-def validate(values: Sequence[Any], topic: str, what: str) -> tuple[list[Any], list[str]]:
-    """Decoded records, and one `<what> <id or #position>: <message>` per invalid record."""
-    decoded: list[Any] = []
-    errors: list[str] = []
-    for n, value in enumerate(values, 1):
-        try:
-            decoded.append(decode_value(topic, value))
-        except RecordError as exc:
-            ident = value.get("id") if isinstance(value, dict) else None
-            label = str(ident) if isinstance(ident, int) and not isinstance(ident, bool) else f"#{n}"
-            errors.append(f"{what} {label}: {exc.message}")
-    return decoded, errors
+def refusals(exc: ConfigError, kind: Kind, values: Sequence[Any]) -> list[str]:
+    """One `<what> <id or #position>: <message>` line per refused record."""
+    if isinstance(exc, Refused):
+        return [f"{name}: {error.message}" for name, error in exc.errors]
+    return [f"{label(kind, values[0], 1)}: {exc.message}"]
 
 
 # --- talking to Kafka ---------------------------------------------------------------------------
@@ -94,41 +88,8 @@ def validate(values: Sequence[Any], topic: str, what: str) -> tuple[list[Any], l
 
 async def load_config(settings: Settings, timeout: float = 30.0) -> Config:
     """The current config, as every worker sees it: both topics read to their end, invalid
-    records skipped, tombstones applied (`ConfigCache.apply`)."""
-    from attribution.kafka_io import read_to_end
-    from attribution.streaming.config_cache import ConfigCache
-
-    names = {settings.topic(t): t for t in CONFIG_TOPICS}
-    records = await read_to_end(settings, list(names), timeout=timeout)
-    cache = ConfigCache(settings)
-    for topic, recs in records.items():
-        for r in recs:
-            cache.apply(names[topic], r.key, r.value)
-    return cache.config
-
-
-async def publish(settings: Settings, topic: str, records: Sequence[tuple[bytes, bytes | None]]) -> None:
-    """Publish (key, value) records to one topic (actual name) and wait for every ack (acks=all)."""
-    import asyncio
-
-    from attribution.kafka_io import producer
-
-    async with producer(settings, require=[topic]) as p:
-        futures = [await p.send(topic, key, value, HEADERS if value is not None else ()) for key, value in records]
-        await asyncio.gather(*futures)
-
-
-@dataclass(frozen=True)
-class Kind:
-    """What differs between pixels and line items."""
-
-    topic: str  # default topic name
-    what: str  # "pixel" / "line item"
-    items: Callable[[Config], dict[int, Any]]
-
-
-PIXELS = Kind("pixels", "pixel", lambda c: dict(c.pixels))
-LINE_ITEMS = Kind("line-items", "line item", lambda c: dict(c.line_items))
+    records skipped, tombstones applied."""
+    return await KafkaConfigStore(settings, timeout).current()
 
 
 def put(kind: Kind, file: IO[bytes], broker: str | None, topic_prefix: str | None) -> None:
@@ -137,44 +98,37 @@ def put(kind: Kind, file: IO[bytes], broker: str | None, topic_prefix: str | Non
     except OSError as exc:
         raise InputError(f"cannot read {file.name}: {exc.strerror or exc}") from None
     values = parse_file(data, kind.what)
-    decoded, errors = validate(values, kind.topic, kind.what)
-    if errors:
+    service = ConfigService(KafkaConfigStore(settings_from(broker, topic_prefix)))
+    try:
+        service.check(kind, values)  # the contract first: no connection for a record it refuses
+        stored, _ = call(service.put(kind, values))
+    except (Invalid, Conflict, Refused) as exc:
+        errors = refusals(exc, kind, values)
         for e in errors:
             click.echo(e, err=True)
         if len(values) > 1:
             click.echo(f"nothing published: {len(errors)} of {len(values)} {kind.what}s refused", err=True)
-        raise click.exceptions.Exit(1)
-    settings = settings_from(broker, topic_prefix)
-    records = [(str(obj.id).encode(), orjson.dumps(value)) for obj, value in zip(decoded, values, strict=True)]
-    call(publish(settings, settings.topic(kind.topic), records))
-    for obj in decoded:
+        raise click.exceptions.Exit(1) from None
+    for obj in stored:
         click.echo(f"put {kind.what} {obj.id}")
 
 
 def delete(kind: Kind, ident: int, broker: str | None, topic_prefix: str | None, force: bool) -> None:
-    settings = settings_from(broker, topic_prefix)
-    config = call(load_config(settings))
-    if ident not in kind.items(config):
-        raise click.ClickException(f"{kind.what} {ident} not found")
-    if kind is PIXELS:
-        carriers = config.carriers(ident)
-        if carriers:
-            names = ", ".join(f"{li} ({config.line_items[li].state})" for li in carriers)
-            noun = "line items" if len(carriers) > 1 else "line item"
-            if not force:
-                raise click.ClickException(
-                    f"pixel {ident} is still carried by {noun} {names}: remove it from them first, or use --force"
-                )
-            verb = "carry" if len(carriers) > 1 else "carries"
-            click.echo(f"warning: {noun} {names} still {verb} pixel {ident}", err=True)
-    call(publish(settings, settings.topic(kind.topic), [(str(ident).encode(), None)]))
+    service = ConfigService(KafkaConfigStore(settings_from(broker, topic_prefix)))
+    try:
+        done = call(service.delete(kind, ident, force=force))
+    except Conflict as exc:
+        hint = ", or use --force" if exc.code == "pixel_in_use" else ""
+        raise click.ClickException(f"{exc.message}{hint}") from None
+    if done.carriers:
+        config = done.config
+        names = ", ".join(f"{li} ({config.line_items[li].state})" for li in done.carriers)
+        noun = "line items" if len(done.carriers) > 1 else "line item"
+        verb = "carry" if len(done.carriers) > 1 else "carries"
+        click.echo(f"warning: {noun} {names} still {verb} pixel {ident}", err=True)
     click.echo(f"deleted {kind.what} {ident}")
-    if kind is LINE_ITEMS:
-        item = config.line_items[ident]
-        after = Config(config.pixels, {k: v for k, v in config.line_items.items() if k != ident})
-        for pid in dict.fromkeys(link.id for link in item.pixels):
-            if config.status(pid) == "active" and after.status(pid) == "paused":
-                click.echo(f"pixel {pid} is now paused: no other active line item carries it", err=True)
+    for pid in done.paused:
+        click.echo(f"pixel {pid} is now paused: no other active line item carries it", err=True)
 
 
 # --- rendering ------------------------------------------------------------------------------------
@@ -226,6 +180,7 @@ def pixel_rows(config: Config, pixels: Sequence[Pixel]) -> list[list[str]]:
             window(p.post_view_expire_mins),
             window(p.post_click_expire_mins),
             repeat_rule(p.min_minutes_per_conv),
+            "yes" if p.dedupe_order_id else "no",
             p.pixel_type,
             str(len(p.piggyback_pixels)),
             config.status(p.id) or "",
@@ -243,6 +198,7 @@ PIXEL_HEADERS = (
     "POST-VIEW",
     "POST-CLICK",
     "REPEAT",
+    "ORDER-DEDUP",
     "TYPE",
     "PIGGYBACKS",
     "STATUS",
@@ -276,9 +232,8 @@ LINE_ITEM_HEADERS = ("ID", "ADVERTISER", "NAME", "STATE", "PIXELS (link state, p
 
 
 def list_items(kind: Kind, broker: str | None, topic_prefix: str | None, as_json: bool, advertiser: int | None) -> None:
-    settings = settings_from(broker, topic_prefix)
-    config = call(load_config(settings))
-    items = [v for _, v in sorted(kind.items(config).items()) if advertiser is None or v.advertiser_id == advertiser]
+    service = ConfigService(KafkaConfigStore(settings_from(broker, topic_prefix)))
+    items, config = call(service.list_items(kind, advertiser))
     if as_json:
         for item in items:
             record = dataclasses.asdict(item)
@@ -299,12 +254,14 @@ def list_items(kind: Kind, broker: str | None, topic_prefix: str | None, as_json
 
 _file_arg = click.argument("file", metavar="FILE|-", type=click.File("rb"))
 _json_opt = click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
-_advertiser_opt = click.option("--advertiser", type=click.IntRange(min=1), default=None, help="Only this advertiser's.")
+_advertiser_opt = click.option(
+    "--advertiser", type=click.IntRange(min=1, max=MAX_ID), default=None, help="Only this advertiser's."
+)
 
 
 def _positive(ctx: click.Context, param: click.Parameter, value: int) -> int:
-    if value < 1:
-        raise click.BadParameter(f"{value} is not an id (ids are integers >= 1)")
+    if config_id(value) is None:
+        raise click.BadParameter(f"{value} is not an id (ids are integers from 1 to {MAX_ID})")
     return value
 
 
@@ -353,10 +310,11 @@ def pixels_delete(broker: str | None, topic_prefix: str | None, ident: int, forc
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["all", "img", "js", "url"]),
+    type=click.Choice(["all", "img", "js", "url", "sspx"]),
     default="all",
     show_default=True,
-    help="Which form: the image tag, the JavaScript tag, the server-side URL, or all three.",
+    help="Which form: the image tag, the JavaScript tag, the server-side URL, the server-side URL by "
+    "auction token, or all four.",
 )
 @click.option("--value", is_flag=True, help="Add the value=[VALUE] placeholder (dynamic revenue).")
 @click.option("--order-id", is_flag=True, help="Add the order_id=[ORDER_ID] placeholder.")
@@ -372,11 +330,13 @@ def pixels_export(
     other: bool,
     pixel_host: str | None,
 ) -> None:
-    """Print pixel ID's tags: the image tag, the JavaScript tag and the server-side URL.
+    """Print pixel ID's tags: the image tag, the JavaScript tag, the server-side URL and the
+    server-side URL by auction token.
 
     Placeholders are added only when asked for; the page or server that fires the pixel replaces
     them: [VALUE] (a number >= 0), [ORDER_ID] (<= 36 chars), [OTHER] (<= 30 chars); the server-side
-    URL also carries the user id, [USER_ID].
+    URL also carries the user id, [USER_ID]; the one by auction token carries, last, the token the
+    winning creative received, [SSPDATA].
     """
     from attribution.web import tags
 
@@ -389,8 +349,13 @@ def pixels_export(
     if fmt != "all":
         click.echo(forms[fmt])
         return
-    titles = {"img": "Image tag", "js": "JavaScript tag", "url": "Server-side URL"}
-    click.echo("\n\n".join(f"# {titles[k]}\n{forms[k]}" for k in ("img", "js", "url")))
+    titles = {
+        "img": "Image tag",
+        "js": "JavaScript tag",
+        "url": "Server-side URL",
+        "sspx": "Server-side URL by auction token",
+    }
+    click.echo("\n\n".join(f"# {titles[k]}\n{forms[k]}" for k in ("img", "js", "url", "sspx")))
 
 
 @click.group("line-items")

@@ -1,23 +1,24 @@
 """`attribution report --hourly`: the rows of `conversion-reports`, as a table or JSON.
 
 The topic is compacted and keyed by row, so its last record per key is the row; it is read from
-the beginning to its current end by the shared group-less reader (`kafka_io.read_to_end`: no
+the beginning to its current end by the shared group-less reader (`kafka.client.read_to_end`: no
 consumer group, nothing committed). Rows are printed by hour, then pixel, then line item (the
 row of unattributed conversions, which has no line item, after the pixel's line items).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import click
 import orjson
 
+from attribution.app.hourly import latest_rows
 from attribution.cli.config_cmd import call, table
+from attribution.contract.report_codec import REPORT_TOPIC
 from attribution.settings import Settings
-from attribution.streaming.reports import REPORT_TOPIC
 
 HEADERS = (
     "HOUR (UTC)",
@@ -32,24 +33,9 @@ HEADERS = (
 )
 
 
-def latest_rows(records: Iterable[tuple[bytes | None, bytes | None]]) -> list[dict[str, Any]]:
-    """The rows of (key, value) records in topic order: the last value per key; a null value
-    (a tombstone) deletes the key. Sorted by hour, pixel, line item (none last)."""
-    rows: dict[bytes | None, bytes | None] = {}
-    for key, value in records:
-        rows[key] = value
-    out = [orjson.loads(v) for v in rows.values() if v is not None]
-    return sorted(out, key=row_order)
-
-
-def row_order(row: Mapping[str, Any]) -> tuple[int, int, bool, int]:
-    line_item = row["line_item_id"]
-    return row["hour"], row["pixel_id"], line_item is None, line_item or 0
-
-
 async def read_rows(settings: Settings, timeout: float) -> list[dict[str, Any]]:
     """The current rows of `conversion-reports`."""
-    from attribution.kafka_io import read_to_end
+    from attribution.kafka.client import read_to_end
 
     name = settings.topic(REPORT_TOPIC)
     records = await read_to_end(settings, [name], timeout=timeout)

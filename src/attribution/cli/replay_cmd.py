@@ -44,8 +44,10 @@ def replay_cmd(input_paths: tuple[str, ...], out_dir: str, progress: bool | None
     Memory stays bounded whatever the size: inputs in time order are merged as they are read,
     others sorted through temporary files (in TMPDIR). Writes one file per output topic into
     --out: attributed-conversions.jsonl, unattributed-conversions.jsonl, piggyback-fires.jsonl,
-    dead-letters.jsonl. With --reports FILE, the hourly report rows of those outcomes too, computed
-    by the same fold as the worker's conversion-reports rows, ordered by hour, pixel, line item.
+    dead-letters.jsonl. Server-side conversions' tokens are verified with the worker's keys
+    (ATTRIBUTION_TOKEN_SECRET, ATTRIBUTION_TOKEN_KEY_ID, ATTRIBUTION_TOKEN_KEYS). With --reports
+    FILE, the hourly report rows of those outcomes too, computed by the same fold as the worker's
+    conversion-reports rows, ordered by hour, pixel, line item.
     """
     settings = settings_from()
     inputs: list[Input] = []
@@ -68,7 +70,7 @@ def replay_cmd(input_paths: tuple[str, ...], out_dir: str, progress: bool | None
     started = time.perf_counter()
     try:
         with tqdm(unit="event", unit_scale=True, disable=_no_bar(progress), file=sys.stderr) as bar:
-            result = replay_inputs(inputs, sink, settings.limits, progress=bar.update)
+            result = replay_inputs(inputs, sink, settings.limits, progress=bar.update, keys=settings.token_key_map)
     finally:
         sink.close()
     if reports_path is not None:
@@ -87,9 +89,7 @@ def _no_bar(progress: bool | None) -> bool | None:
 
 def write_reports(out: Path, path: Path, config: Config) -> int:
     """Fold the outcome files of `out` into report rows and write them to `path`; returns the count."""
-    from attribution.cli.hourly_cmd import row_order
-    from attribution.contract.report_codec import rows_of
-    from attribution.domain.hourly import as_record
+    from attribution.app.hourly import outcome_rows
 
     def advertiser_of(pixel_id: int) -> int | None:
         pixel = config.pixels.get(pixel_id)
@@ -100,7 +100,7 @@ def write_reports(out: Path, path: Path, config: Config) -> int:
             with open(out / OUTPUT_FILES[topic], "rb") as f:
                 yield from (line for line in f if line.strip())
 
-    records = sorted((as_record(r) for r in rows_of(outcomes(), advertiser_of).values()), key=row_order)
+    records = outcome_rows(outcomes(), advertiser_of)
     try:
         with open(path, "wb") as f:
             f.writelines(orjson.dumps(r) + b"\n" for r in records)

@@ -9,63 +9,18 @@ with two different outcomes would break the contract; it is counted under `confl
 
 from __future__ import annotations
 
-import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import click
 import orjson
 
+from attribution.app.reports import DAY_MS, HOUR_MS, MINUTE_MS, PERCENTILES, REASONS, Outcome, Tally
 from attribution.cli.common import kafka_options, settings_from
 from attribution.cli.config_cmd import call, table
 from attribution.contract import OUTPUT_TOPICS
 from attribution.settings import Settings
-
-REASONS = ("unknown_pixel", "inactive_pixel", "pixel_paused", "no_eligible_touch", "repeat_limited")
-PERCENTILES = (50, 90, 99)
-
-
-def percentile(sorted_values: Sequence[int], p: float) -> int:
-    """Nearest-rank percentile of a non-empty sorted sequence."""
-    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
-
-
-class _Pixel:
-    __slots__ = ("clicks", "fires", "latencies", "reasons", "revenue", "value", "views")
-
-    def __init__(self) -> None:
-        self.clicks = 0
-        self.views = 0
-        self.reasons: Counter[str] = Counter()
-        self.value = 0.0
-        self.revenue = 0.0
-        self.fires = 0
-        self.latencies: list[int] = []
-
-    def add(self, other: _Pixel) -> None:
-        self.clicks += other.clicks
-        self.views += other.views
-        self.reasons.update(other.reasons)
-        self.value += other.value
-        self.revenue += other.revenue
-        self.fires += other.fires
-        self.latencies += other.latencies
-
-    def as_dict(self) -> dict[str, Any]:
-        unattributed = {r: self.reasons.get(r, 0) for r in REASONS}
-        unattributed.update({r: n for r, n in sorted(self.reasons.items()) if r not in unattributed})
-        lat = sorted(self.latencies)
-        return {
-            "conversions": self.clicks + self.views + sum(self.reasons.values()),
-            "attributed": {"post_click": self.clicks, "post_view": self.views, "total": self.clicks + self.views},
-            "unattributed": {**unattributed, "total": sum(self.reasons.values())},
-            "value": round(self.value, 6),
-            "booked_revenue": round(self.revenue, 6),
-            "piggyback_fires": self.fires,
-            "latency_ms": {f"p{p}": percentile(lat, p) for p in PERCENTILES} if lat else None,
-        }
 
 
 def _number(x: Any) -> float:
@@ -80,7 +35,8 @@ def summarize(records_by_topic: Mapping[str, Iterable[bytes | Mapping[str, Any]]
     attributed post_click/post_view counts, unattributed counts by reason, total value and booked
     revenue of attributed conversions, piggyback fires and latency_ms p50/p90/p99 (or None).
     """
-    pixels: dict[int, _Pixel] = {}
+    pixels: dict[int, Tally] = {}
+    fires: Counter[int] = Counter()
     outcomes: dict[str, tuple[str, Mapping[str, Any]]] = {}  # conversion_id -> (topic, record)
     fire_ids: set[str] = set()
     letters: set[tuple[Any, Any, Any]] = set()
@@ -89,12 +45,12 @@ def summarize(records_by_topic: Mapping[str, Iterable[bytes | Mapping[str, Any]]
     conflicts: set[str] = set()
     unreadable = 0
 
-    def pixel(record: Mapping[str, Any]) -> _Pixel:
+    def pixel(record: Mapping[str, Any]) -> int:
         pid = record.get("pixel_id")
         key = pid if isinstance(pid, int) else 0
         if key not in pixels:
-            pixels[key] = _Pixel()
-        return pixels[key]
+            pixels[key] = Tally()
+        return key
 
     for topic in OUTPUT_TOPICS:
         read = duplicates = 0
@@ -122,7 +78,7 @@ def summarize(records_by_topic: Mapping[str, Iterable[bytes | Mapping[str, Any]]
                     duplicates += 1
                     continue
                 fire_ids.add(fire_id)
-                pixel(record).fires += 1
+                fires[pixel(record)] += 1
             else:
                 cid = str(record.get("conversion_id"))
                 seen = outcomes.get(cid)
@@ -132,27 +88,30 @@ def summarize(records_by_topic: Mapping[str, Iterable[bytes | Mapping[str, Any]]
                         conflicts.add(cid)
                     continue
                 outcomes[cid] = (topic, record)
-                stats = pixel(record)
+                pid = pixel(record)
+                ts = record.get("conversion_timestamp")
+                ts = ts if isinstance(ts, int) else 0
                 if topic == "unattributed-conversions":
-                    stats.reasons[str(record.get("reason"))] += 1
+                    pixels[pid].add(Outcome(cid, pid, str(record.get("reason")), False, ts, ts))
                     continue
-                if record.get("attribution") == "post_click":
-                    stats.clicks += 1
-                else:
-                    stats.views += 1
-                stats.value += _number(record.get("value"))
-                stats.revenue += _number(record.get("booked_revenue"))
+                kind = "post_click" if record.get("attribution") == "post_click" else "post_view"
                 latency = record.get("latency_ms")
-                if isinstance(latency, int):
-                    stats.latencies.append(latency)
+                value, revenue = _number(record.get("value")), _number(record.get("booked_revenue"))
+                pixels[pid].add(
+                    Outcome(cid, pid, kind, True, ts, ts, value, revenue, latency if isinstance(latency, int) else None)
+                )
         records[topic] = {"read": read, "duplicates": duplicates}
 
-    totals = _Pixel()
+    totals = Tally()
     for stats in pixels.values():
-        totals.add(stats)
+        totals.merge(stats)
+
+    def figures(t: Tally, fired: int) -> dict[str, Any]:
+        return {**t.as_dict(delays=False), "piggyback_fires": fired}
+
     return {
-        "pixels": {str(pid): pixels[pid].as_dict() for pid in sorted(pixels)},
-        "totals": totals.as_dict(),
+        "pixels": {str(pid): figures(pixels[pid], fires[pid]) for pid in sorted(pixels)},
+        "totals": figures(totals, sum(fires.values())),
         "dead_letters": {"total": sum(dead.values()), "by_code": dict(sorted(dead.items()))},
         "records": records,
         "conflicts": len(conflicts),
@@ -167,7 +126,7 @@ def duration(ms: float) -> str:
     """Milliseconds in a human unit: 850ms, 12.3s, 4.5m, 2.1h, 3.2d."""
     if ms < 1000:
         return f"{ms:.0f}ms"
-    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+    for unit, size in (("d", DAY_MS), ("h", HOUR_MS), ("m", MINUTE_MS), ("s", 1000)):
         if ms >= size:
             return f"{ms / size:.1f}{unit}"
     raise AssertionError("unreachable")
@@ -185,6 +144,7 @@ HEADERS = (
     "UNKNOWN",
     "INACTIVE",
     "PAUSED",
+    "DUP-ORDER",
     "NO-TOUCH",
     "REPEAT",
     "VALUE",
@@ -228,7 +188,7 @@ def render(summary: Mapping[str, Any]) -> str:
 
 async def read_outputs(settings: Settings, timeout: float) -> dict[str, list[bytes | None]]:
     """The values of the output topics, by default topic name, to their current end."""
-    from attribution.kafka_io import read_to_end
+    from attribution.kafka.client import read_to_end
 
     names = {settings.topic(t): t for t in OUTPUT_TOPICS}
     records = await read_to_end(settings, list(names), timeout=timeout)

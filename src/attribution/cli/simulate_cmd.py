@@ -92,7 +92,7 @@ async def simulate(
 
     `clock` (ms): each event's timestamp is replaced by the clock's time when it is sent (never
     decreasing); None keeps the generated timestamps (fixed dates)."""
-    from attribution.kafka_io import producer
+    from attribution.kafka.client import producer
     from attribution.synth import config_records, events
 
     stats = Stats()

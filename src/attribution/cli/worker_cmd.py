@@ -26,9 +26,9 @@ def worker_cmd(
     """Run a stream worker (Ctrl-C or SIGTERM stops it cleanly)."""
     from faust import Worker  # heavy import: only for this command
 
-    from attribution.streaming import create_app
     from attribution.streaming.topics import partition_counts, partition_mismatch
     from attribution.streaming.tuning import install_event_loop
+    from attribution.worker import create_worker
 
     settings = settings_from(broker, topic_prefix, store=store, data_dir=data_dir, web_port=web_port, web_host=web_host)
     # Refuse before Faust starts: with a wrong count it would create changelogs that do not match,
@@ -42,7 +42,7 @@ def worker_cmd(
         install_event_loop(settings.event_loop)
     except ImportError:
         raise click.UsageError("uvloop is not installed: install it or set ATTRIBUTION_EVENT_LOOP=asyncio") from None
-    app = create_app(settings)
+    app = create_worker(settings)
     Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
 
 

@@ -1,13 +1,14 @@
 """Decode input records into domain objects and encode outputs, with orjson.
 
-Topics are named by their default names (DESIGN §2.1); a deployment's prefix is applied by the
+Topics are named by their default names (docs/design.md, Topics); a deployment's prefix is applied by the
 streaming settings, never here. `decode` raises a `RecordError` subclass for a record that cannot
-be used; `dead_letter` turns that error and the original bytes into the dead-letter record.
+be used (`InvalidToken` for a server-side conversion whose token does not verify under the keys
+passed in: the keys are the only thing decoding needs besides the record); `dead_letter` turns that error and the original bytes into the dead-letter record.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +28,20 @@ from attribution.domain import (
     Touch,
     UnattributedConversion,
 )
-from attribution.errors import InvalidConfig, InvalidEncoding, InvalidJson, InvalidLineItem, RecordError
+from attribution.errors import (
+    InvalidConfig,
+    InvalidEncoding,
+    InvalidJson,
+    InvalidKey,
+    InvalidLineItem,
+    InvalidToken,
+    RecordError,
+)
+from attribution.tokens import verify
+
+#: Auction token keys accepted, key id -> secret (`Settings.token_key_map`).
+TokenKeys = Mapping[str, str]
+_NO_KEYS: TokenKeys = {}
 
 EVENT_TOPICS = ("impressions", "clicks", "conversions")
 CONFIG_TOPICS = ("pixels", "line-items")
@@ -97,7 +111,7 @@ _TOUCH_FIELDS = (
     "campaign_id",
     "imp_type",
 )
-_CONVERSION_FIELDS = ("event_id", "pixel_id", "user_id", "timestamp", "value", "order_id", "other")
+_CONVERSION_FIELDS = ("event_id", "pixel_id", "user_id", "timestamp", "value", "order_id", "other", "token")
 
 
 def _touch_decoder(kind: str, schema: str) -> Any:
@@ -131,19 +145,43 @@ def _touch_decoder(kind: str, schema: str) -> Any:
     return decode_touch
 
 
-def _decode_conversion(obj: Any) -> Conversion:
+def _decode_conversion(obj: Any, keys: TokenKeys = _NO_KEYS) -> Conversion:
     values = _fast_conversion(obj)
     if values is not None:
-        return Conversion(*values)
+        if values[7] is None:
+            return Conversion(*values[:7])
+        return _server_side(Conversion(*values[:7]), values[7], keys)
     d = _validate_conversion(obj)
-    return Conversion(
+    conv = Conversion(
         d["event_id"],
         int(d["pixel_id"]),
-        d["user_id"],
+        d.get("user_id"),  # None only with a token, resolved below
         int(d["timestamp"]),
         d.get("value"),
         d.get("order_id"),
         d.get("other"),
+    )
+    token = d.get("token")
+    return conv if token is None else _server_side(conv, token, keys)
+
+
+def _server_side(conv: Conversion, token: str, keys: TokenKeys) -> Conversion:
+    """A conversion sent with an auction token: the user and the auction come from the verified
+    token; a `user_id` sent along must name the same user."""
+    if not keys:
+        raise InvalidToken("token: no token key is configured (ATTRIBUTION_TOKEN_SECRET), tokens are refused", "token")
+    claims = verify(token, keys)
+    if conv.user_id is not None and conv.user_id != claims.user_id:
+        raise InvalidToken("token: names another user than user_id", "token")
+    return Conversion(
+        conv.event_id,
+        conv.pixel_id,
+        claims.user_id,
+        conv.timestamp,
+        conv.value,
+        conv.order_id,
+        conv.other,
+        claims.auction_id,
     )
 
 
@@ -198,29 +236,47 @@ _DECODERS: dict[str, Any] = {
 }
 
 
-def decode_value(topic: str, value: Any) -> Decoded:
-    """A parsed JSON value from `topic` (default name) to a domain object, or RecordError."""
+def decode_value(topic: str, value: Any, keys: TokenKeys = _NO_KEYS) -> Decoded:
+    """A parsed JSON value from `topic` (default name) to a domain object, or RecordError.
+    `keys` verify the tokens of server-side conversions (none: every token is refused)."""
     if not isinstance(value, dict):
         raise InvalidJson(f"record: expected a JSON object, got {_json_type(value)}", code="not_an_object")
+    if topic == "conversions":
+        return _decode_conversion(value, keys)
     result: Decoded = _DECODERS[topic](value)
     return result
 
 
-def decode(topic: str, raw: bytes) -> Decoded:
+def decode(topic: str, raw: bytes, keys: TokenKeys = _NO_KEYS) -> Decoded:
     """Raw record bytes from `topic` (default name) to a domain object, or RecordError."""
-    return decode_value(topic, parse_json(raw))
+    return decode_value(topic, parse_json(raw), keys)
 
 
-_MAX_ID = 9223372036854775807
+#: The largest id (a signed 64-bit integer, as in the schemas).
+MAX_ID = 9223372036854775807
+
+
+def config_id(raw: object) -> int | None:
+    """The one rule for what names a pixel or line item: an integer from 1 to MAX_ID, given as an
+    int or as its decimal text exactly as it prints (`"7"`, not `"07"`, `" 7"` or `"+7"`, which
+    compaction would keep apart from `"7"`); None for anything else."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        return raw if 1 <= raw <= MAX_ID else None
+    if isinstance(raw, str):
+        if not raw.isascii():
+            return None
+        raw = raw.encode()
+    if not isinstance(raw, bytes) or not 0 < len(raw) <= 19 or not raw.isdigit() or raw.startswith(b"0"):
+        return None
+    ident = int(raw)
+    return ident if ident <= MAX_ID else None
 
 
 def config_key(key: bytes | None) -> int | None:
-    """The id a config record's key names: its decimal text exactly as the id prints (`b"7"`, not
-    `b"07"` or `b" 7"`, which compaction would keep apart from `b"7"`), 1 to 2^63-1; else None."""
-    if key is None or not 0 < len(key) <= 19 or not key.isdigit() or key.startswith(b"0"):
-        return None
-    ident = int(key)
-    return ident if ident <= _MAX_ID else None
+    """The id a config record's key names (`config_id`), else None."""
+    return config_id(key)
 
 
 def decode_config(topic: str, key: bytes | None, value: bytes | None) -> tuple[int, Pixel | LineItem | None]:
@@ -230,15 +286,13 @@ def decode_config(topic: str, key: bytes | None, value: bytes | None) -> tuple[i
     ident = config_key(key)
     if value is None:
         if ident is None:
-            raise InvalidJson(f"key: {_shown(key)} is not a config id for a delete", "key", code="invalid_key")
+            raise InvalidKey(f"key: {_shown(key)} is not a config id for a delete", "key")
         return ident, None
     obj = decode(topic, value)
     assert isinstance(obj, (Pixel, LineItem))
     if ident != obj.id:
-        raise InvalidJson(
-            f"key: {_shown(key)} is not the record's id {obj.id} (a config record is keyed by its id)",
-            "key",
-            code="invalid_key",
+        raise InvalidKey(
+            f"key: {_shown(key)} is not the record's id {obj.id} (a config record is keyed by its id)", "key"
         )
     return ident, obj
 

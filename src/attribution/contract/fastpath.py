@@ -7,8 +7,9 @@ or None when the record is not plainly valid. It never raises and never copies t
 
 It accepts a subset of what the schema accepts: only exact types (a JSON integer must be an int,
 so JSON Schema's `2000.0` integers and anything unusual fall back), and only the keywords listed
-in `_SUPPORTED`; a schema using any other keyword gets no fast path at all (`field_reader` returns
-None). A record the fast path refuses goes through the full validator, which accepts it or names
+in `_SUPPORTED`, plus a top-level `anyOf` whose alternatives only list required fields ("one of
+these fields must be present"); a schema using any other keyword gets no fast path at all
+(`field_reader` returns None). A record the fast path refuses goes through the full validator, which accepts it or names
 what is wrong, so acceptance and every dead-letter message stay the validator's.
 """
 
@@ -20,7 +21,7 @@ from typing import Any
 FieldReader = Callable[[Any], "tuple[Any, ...] | None"]
 
 _SUPPORTED = {"type", "minimum", "maximum", "minLength", "maxLength", "default", "description", "title"}
-_TOP = {"$schema", "$id", "title", "description", "type", "required", "properties"}
+_TOP = {"$schema", "$id", "title", "description", "type", "required", "properties", "anyOf"}
 _TYPES = {
     "string": "type(v) is str",
     "integer": "type(v) is int",
@@ -38,7 +39,13 @@ def field_reader(schema: Mapping[str, Any], fields: Sequence[str]) -> FieldReade
     required = set(schema.get("required", ()))
     if not set(fields) <= set(props) or not required <= set(props):
         return None
+    alternatives = _any_of(schema.get("anyOf"), props)
+    if alternatives is None:
+        return None
     lines = ["def read(d):"]
+    if alternatives:
+        present = " or ".join("(" + " and ".join(f"{name!r} in d" for name in alt) + ")" for alt in alternatives)
+        lines.append(f"    if not ({present}): return None")
     consts: dict[str, Any] = {"MISSING": _MISSING}
     for n, (name, rule) in enumerate(props.items()):
         test = _test(rule)
@@ -61,6 +68,24 @@ def field_reader(schema: Mapping[str, Any], fields: Sequence[str]) -> FieldReade
     exec("\n".join(lines), namespace)  # the code is generated from our own schema files
     reader: FieldReader = namespace["read"]
     return reader
+
+
+def _any_of(rule: Any, props: Mapping[str, Any]) -> list[list[str]] | None:
+    """The required-field lists of a top-level `anyOf` ([] when there is none), or None when it
+    says anything else."""
+    if rule is None:
+        return []
+    if not isinstance(rule, list) or not rule:
+        return None
+    alternatives: list[list[str]] = []
+    for alt in rule:
+        if not isinstance(alt, dict) or not set(alt) <= {"required", "description"}:
+            return None
+        names = alt.get("required")
+        if not isinstance(names, list) or not names or not set(names) <= set(props):
+            return None
+        alternatives.append([str(n) for n in names])
+    return alternatives
 
 
 def _test(rule: Mapping[str, Any]) -> str | None:

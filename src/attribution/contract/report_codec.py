@@ -4,7 +4,7 @@
   adds to its row (`domain.hourly`). Only the fields a row needs are read, so outcome fields added
   later (or new unattributed reasons) change nothing here. A record that is not an outcome raises
   `ValueError`.
-* `encode_row(row)`: the value of a `conversion-reports` record (schema `hourly_report`).
+* `encode_row(row)`: the value of a `conversion-reports` record (schema `conversion_report`).
 * Table state of one *shard* of a row (the stream splits a row's conversions over `SHARDS` table
   records by a hash of their id, see `streaming.reports`): the shard's partial row and the sorted
   8-byte digests of the conversion ids it counted, in **one** record, so that counting a
@@ -28,12 +28,14 @@ import orjson
 from attribution.contract.schemas import validator
 from attribution.domain.hourly import ATTRIBUTIONS, Contribution, Row, as_record, fold, hour_of, micros
 
+#: The compacted output topic of report rows (default name).
+REPORT_TOPIC = "conversion-reports"
 VERSION = 1
 DIGEST_BYTES = 8
 _SEP = b"\n"  # compact JSON never holds a raw newline
 
 #: Validates a report record against its schema (the contract); raises SchemaViolation.
-validate_row = validator("hourly_report")
+validate_row = validator("conversion_report")
 
 
 def _int(record: Mapping[str, Any], name: str, nullable: bool = False) -> Any:

@@ -88,6 +88,13 @@ def explain(exc: fastjsonschema.JsonSchemaValueException, value: Any) -> tuple[s
         if extra:
             field = f"{field}.{extra[0]}" if field else extra[0]
             return field, f"{field}: unknown field"
+    if rule == "anyOf" and isinstance(exc.value, dict):
+        # "one of these fields is required" (a conversion's user_id or token)
+        alternatives = definition.get("anyOf", [])
+        names = [n for alt in alternatives for n in alt.get("required", ())]
+        if names and all(set(alt) <= {"required", "description"} for alt in alternatives):
+            field = f"{field}.{names[0]}" if field else names[0]
+            return field, f"{field}: is required (or {' or '.join(names[1:])})"
     text = (exc.message or "").removeprefix(exc.name or "").strip()
     if rule == "pattern" and len(text) > 120:
         text = "does not match the required pattern"

@@ -1,22 +1,24 @@
 """Per-user state to bytes and back: the value of the state table and its changelog.
 
 Compact JSON arrays, not objects, because this is the bulk of the changelog and of memory:
-`[version, expires, partition, watermark, touches, counted, processed, held]`, a touch being
+`[version, expires, partition, watermark, touches, counted, processed, orders, held]`, a touch being
 `[kind (0 impression, 1 click), event_id, timestamp, advertiser_id, line_item_id, creative_id,
-auction_id, campaign_id, imp_type]`. A held conversion is `[event_id, pixel_id, timestamp, value,
-order_id, other, tag]`. The user id is the table key and is not repeated inside.
+auction_id, campaign_id, imp_type]`, an order `[pixel_id, order_id, timestamp]`. A held conversion
+is `[event_id, pixel_id, timestamp, value, order_id, other, tag, auction_id]` (auction_id null but
+for a server-side conversion). The user id is the table key and is not repeated inside.
 
 `expires` is the state's `domain.state.latest_use` when it was written (the event time after which
 nothing in it but held conversions can change an answer) and `partition` the input partition the
 state belongs to (its changelog partition); they come first so that the expiry index reads them
-from the bytes without decoding (`read_index`). Version 1 states (neither) are still read.
+from the bytes without decoding (`read_index`). Older states are still read: version 2 (no orders,
+held conversions without auction_id) and version 1 (no expires nor partition either).
 
 Size: with the default `Limits` and no held conversions, the largest state the record schemas
 allow encodes to at most `MAX_STATE_BYTES` (a unit test builds it through the engine's own
 pruning): 128 touches at or before the horizon and as many after it as `Limits.ahead_bytes`
 allows, whose ids are 128 characters that JSON escapes to 6 bytes each, 256 such dedup ids and 128
-repeat counters, with every integer at its widest. What is left of the 1 MiB record limit of the
-changelog holds a user's held conversions (at most 150, under 1.3 KB each at their widest). A typical full state (36-character ids) is about 40 KB; most are under 1 KB.
+repeat counters, 128 order ids of 36 such characters, with every integer at its widest. What is left of the 1 MiB record limit of the
+changelog holds a user's held conversions (at most 150, under 2 KB each at their widest, a server-side one's auction id included). A typical full state (36-character ids) is about 40 KB; most are under 1 KB.
 """
 
 from __future__ import annotations
@@ -28,11 +30,11 @@ import orjson
 from attribution.domain import Conversion, Touch, UserState
 from attribution.domain.records import TouchKind
 
-VERSION = 2
+VERSION = 3
 #: The largest encoded state without held conversions under the default limits (see above).
 MAX_STATE_BYTES = 740_000
 _KINDS: tuple[TouchKind, TouchKind] = ("impression", "click")
-_V2 = b"[2,"
+_INDEXED = (b"[2,", b"[3,")  # versions that carry expires and partition
 
 
 def encode_state(state: UserState, expires: int = 0, partition: int = 0) -> bytes:
@@ -50,8 +52,12 @@ def encode_state(state: UserState, expires: int = 0, partition: int = 0) -> byte
         ]
         for t in state.touches
     ]
-    held = [[c.event_id, c.pixel_id, c.timestamp, c.value, c.order_id, c.other, tag] for c, tag in state.held]
-    return orjson.dumps([VERSION, expires, partition, state.watermark, touches, state.counted, state.processed, held])
+    held = [
+        [c.event_id, c.pixel_id, c.timestamp, c.value, c.order_id, c.other, tag, c.auction_id] for c, tag in state.held
+    ]
+    return orjson.dumps(
+        [VERSION, expires, partition, state.watermark, touches, state.counted, state.processed, state.orders, held]
+    )
 
 
 def has_held(raw: bytes | None) -> bool:
@@ -61,7 +67,7 @@ def has_held(raw: bytes | None) -> bool:
 
 def read_index(raw: bytes) -> tuple[int, int] | tuple[None, None]:
     """`(expires, partition)` of an encoded state, without decoding it; Nones for version 1."""
-    if not raw.startswith(_V2):
+    if not raw.startswith(_INDEXED):
         return None, None
     i = raw.index(b",", 3)
     j = raw.index(b",", i + 1)
@@ -74,7 +80,10 @@ def decode_state(user_id: str, raw: bytes | None) -> UserState:
         return UserState()
     data: list[Any] = orjson.loads(raw)
     version = data[0]
+    orders: list[Any] = []
     if version == VERSION:
+        watermark, touches, counted, processed, orders, held = data[3:9]
+    elif version == 2:
         watermark, touches, counted, processed, held = data[3:8]
     elif version == 1:
         watermark, touches, counted, processed = data[1:5]
@@ -86,5 +95,11 @@ def decode_state(user_id: str, raw: bytes | None) -> UserState:
         tuple((p, ts) for p, ts in counted),
         tuple((e, ts) for e, ts in processed),
         watermark,
-        tuple((Conversion(e, p, user_id, ts, v, o, x), tag) for e, p, ts, v, o, x, tag in held),
+        tuple((_held(user_id, h), h[6]) for h in held),
+        tuple((p, o, ts) for p, o, ts in orders),
     )
+
+
+def _held(user_id: str, h: list[Any]) -> Conversion:
+    """A held conversion; those of version 2 and 1 have no auction_id (they came with a user id)."""
+    return Conversion(h[0], h[1], user_id, h[2], h[3], h[4], h[5], h[7] if len(h) > 7 else None)

@@ -1,6 +1,6 @@
 """The pure attribution engine: frozen dataclasses and functions, no I/O, no clock.
 
-`step(state, event, config, limits) -> (state, outputs)` applies every rule of DESIGN §2.3.
+`step(state, event, config, limits) -> (state, outputs)` applies every rule of docs/design.md, Attribution rules.
 """
 
 from attribution.domain.config import (

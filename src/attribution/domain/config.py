@@ -19,6 +19,8 @@ PixelType = Literal["img", "js"]
 Status = Literal["active", "paused", "inactive"]
 
 MINUTE_MS = 60_000
+HOUR_MS = 60 * MINUTE_MS
+DAY_MS = 24 * HOUR_MS
 DEFAULT_POST_VIEW_EXPIRE_MINS = 1_440  # 1 day
 DEFAULT_POST_CLICK_EXPIRE_MINS = 20_160  # 14 days
 MAX_POST_VIEW_EXPIRE_MINS = 43_200  # 30 days; also the window when expiration is off
@@ -82,6 +84,8 @@ class Pixel:
     event_category: str | None = None
     pixel_type: PixelType = "img"
     piggyback_pixels: tuple[PiggybackPixel, ...] = ()
+    #: A repeated `order_id` of the same user and pixel is `duplicate_order_id` (off by default).
+    dedupe_order_id: bool = False
 
     @property
     def post_view_window_ms(self) -> int:

@@ -1,13 +1,16 @@
 """The attribution step: `step(state, event, config, limits) -> (state, outputs)`.
 
 Pure and deterministic: the result depends only on the arguments (time comes in with the event).
-Rules are applied to each conversion in the order of DESIGN §2.3:
+Rules are applied to each conversion in the order of docs/design.md, Attribution rules:
 
 1. a conversion already processed (same event_id, within the dedup retention) -> no output;
 2. unknown pixel -> `unknown_pixel`;  3. inactive pixel -> `inactive_pixel`;
 4. the pixel fired: one piggyback fire per piggyback URL, in list order, whatever follows;
 5. paused pixel (no active line item carries it) -> `pixel_paused`;
-6. the latest eligible touch by trigger type, else `no_eligible_touch`;
+   then, for a pixel with `dedupe_order_id`, an `order_id` this user already sent for this pixel
+   in a conversion that reached rule 6 or later (within the dedup retention) -> `duplicate_order_id`;
+6. the latest eligible touch by trigger type, else `no_eligible_touch` (a server-side conversion,
+   with an `auction_id` from its token, only sees the touches of that auction);
 7. the repeat rule, per (pixel, user), over attributed conversions only (a counter older than the
    repeat retention is absent), else `repeat_limited`;
 8. attributed, `post_click` or `post_view`.
@@ -32,6 +35,7 @@ from attribution.domain.state import (
     UserState,
     add_touch,
     is_duplicate,
+    is_duplicate_order,
     last_counted_within,
     record_conversion,
     take_held,
@@ -86,15 +90,20 @@ def judge(
     links = config.active_links(pixel.id)
     if not links:
         return done.unattributed(state, conv, "pixel_paused", fires)  # rule 5
+    order: tuple[int, str] | None = None
+    if pixel.dedupe_order_id and conv.order_id is not None:
+        if is_duplicate_order(state, pixel.id, conv, limits):
+            return done.unattributed(state, conv, "duplicate_order_id", fires)
+        order = (pixel.id, conv.order_id)  # remembered from rule 6 on, whatever the outcome
     touches = visible_touches(state.touches, conv.timestamp, limits, config.retention)
     winner = latest_eligible_touch(touches, conv, pixel, links)  # rule 6
     if winner is None:
-        return done.unattributed(state, conv, "no_eligible_touch", fires)
+        return done.unattributed(state, conv, "no_eligible_touch", fires, order)
     last = last_counted_within(state, pixel.id, conv.timestamp, limits)
     if not repeat_rule_counts(pixel.min_minutes_per_conv, last, conv):
-        return done.unattributed(state, conv, "repeat_limited", fires)  # rule 7
+        return done.unattributed(state, conv, "repeat_limited", fires, order)  # rule 7
     touch, link = winner
-    new_state = done.record(state, conv, pixel.id)
+    new_state = done.record(state, conv, pixel.id, order)
     return new_state, (*fires, _attributed(conv, pixel, touch, link))  # rule 8
 
 
@@ -148,10 +157,11 @@ def latest_eligible_touch(
     click_window = pixel.post_click_window_ms
     view_window = pixel.post_view_window_ms
     ts = conv.timestamp
+    auction = conv.auction_id
     best_view: tuple[Touch, PixelLink] | None = None
     for t in reversed(touches):
         age = ts - t.timestamp
-        if age < 0 or t.advertiser_id != pixel.advertiser_id:
+        if age < 0 or t.advertiser_id != pixel.advertiser_id or (auction is not None and t.auction_id != auction):
             continue
         if t.kind == "click":
             if not want_click or age > click_window:
@@ -203,6 +213,7 @@ def _attributed(conv: Conversion, pixel: Pixel, touch: Touch, link: PixelLink) -
         order_id=conv.order_id,
         other=conv.other,
         event_category=pixel.event_category,
+        source=conv.source,
     )
 
 
@@ -214,7 +225,9 @@ class _Recorder:
     def __init__(self, config: Config, limits: Limits, horizon: int | None, forgotten: Forgotten | None) -> None:
         self.config, self.limits, self.horizon, self.forgotten = config, limits, horizon, forgotten
 
-    def record(self, state: UserState, conv: Conversion, counted_pixel: int | None) -> UserState:
+    def record(
+        self, state: UserState, conv: Conversion, counted_pixel: int | None, order: tuple[int, str] | None = None
+    ) -> UserState:
         return record_conversion(
             state,
             conv.event_id,
@@ -224,10 +237,18 @@ class _Recorder:
             self.horizon,
             self.config.retention,
             self.forgotten,
+            order,
         )
 
     def unattributed(
-        self, state: UserState, conv: Conversion, reason: Reason, fires: tuple[PiggybackFire, ...] = ()
+        self,
+        state: UserState,
+        conv: Conversion,
+        reason: Reason,
+        fires: tuple[PiggybackFire, ...] = (),
+        order: tuple[int, str] | None = None,
     ) -> tuple[UserState, tuple[Output, ...]]:
-        outcome = UnattributedConversion(conv.event_id, conv.pixel_id, conv.user_id, conv.timestamp, reason)
-        return self.record(state, conv, None), (*fires, outcome)
+        outcome = UnattributedConversion(
+            conv.event_id, conv.pixel_id, conv.user_id, conv.timestamp, reason, conv.source
+        )
+        return self.record(state, conv, None, order), (*fires, outcome)

@@ -149,7 +149,7 @@ def fold(contributions: Iterable[Contribution], rows: Mapping[str, Row] | None =
 
 
 def as_record(row: Row) -> dict[str, object]:
-    """The row as the reports topic's record (schema `hourly_report`)."""
+    """The row as the reports topic's record (schema `conversion_report`)."""
     return {
         "pixel_id": row.pixel_id,
         "line_item_id": row.line_item_id,

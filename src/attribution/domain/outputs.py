@@ -5,12 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from attribution.domain.records import Source
+
 Attribution = Literal["post_click", "post_view"]
-Reason = Literal["unknown_pixel", "inactive_pixel", "pixel_paused", "no_eligible_touch", "repeat_limited"]
+Reason = Literal[
+    "unknown_pixel", "inactive_pixel", "pixel_paused", "duplicate_order_id", "no_eligible_touch", "repeat_limited"
+]
 REASONS: tuple[Reason, ...] = (
     "unknown_pixel",
     "inactive_pixel",
     "pixel_paused",
+    "duplicate_order_id",
     "no_eligible_touch",
     "repeat_limited",
 )
@@ -36,6 +41,7 @@ class AttributedConversion:
     order_id: str | None
     other: str | None
     event_category: str | None
+    source: Source = "pixel"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +51,7 @@ class UnattributedConversion:
     user_id: str
     conversion_timestamp: int
     reason: Reason
+    source: Source = "pixel"
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 TouchKind = Literal["impression", "click"]
+Source = Literal["pixel", "server"]
 
 #: imp_type values of impressions won in a real auction; only these are touches.
 #: 5 kept, 7 RTB, 9 external impression, 10 external click, 11 insertion.
@@ -39,7 +40,10 @@ class Touch:
 
 @dataclass(frozen=True, slots=True)
 class Conversion:
-    """A conversion pixel fire. `value` is dynamic revenue (>= 0) when the page sent one."""
+    """A conversion pixel fire. `value` is dynamic revenue (>= 0) when the page sent one.
+
+    `auction_id` is set on a server-side conversion only: the auction its verified token names
+    (the user id is the token's too); only touches of that auction can be credited."""
 
     event_id: str
     pixel_id: int
@@ -48,6 +52,12 @@ class Conversion:
     value: float | None = None
     order_id: str | None = None
     other: str | None = None
+    auction_id: str | None = None
+
+    @property
+    def source(self) -> Source:
+        """`server` for a conversion sent with an auction token, `pixel` otherwise."""
+        return "pixel" if self.auction_id is None else "server"
 
 
 Event = Touch | Conversion

@@ -9,6 +9,8 @@ A user's state is what the rules need and nothing more:
   order they were judged.
 * `held`: conversions the stream holds until the touch streams have passed their timestamp, each
   with an opaque integer tag of the caller's (the stream keeps the source partition there).
+* `orders`: `(pixel_id, order_id, timestamp)` of the conversions of pixels with `dedupe_order_id`
+  that reached the touch rule or later, for order-id deduplication, in the order remembered.
 * `watermark`: the latest event timestamp seen for the user. State depends only on the events and
   on the `horizon` passed in, never on a clock.
 
@@ -41,6 +43,9 @@ Every part is bounded; each rule is written once, here (`Limits` holds the figur
   `max_processed` of them (the earliest judged forgotten first). At judgement time an id counts as
   processed only if the conversion is within the retention of it, so the answer never depends on
   when pruning happened.
+* **Order ids** (pixels with `dedupe_order_id` only): like dedup ids, kept `dedup_retention_ms`
+  behind the user's watermark, at most `max_orders` of them (the earliest remembered forgotten
+  first, counted with the dedup ids in `Forgotten`), and only within the retention at judgement.
 * **Repeat counters**: a last counted conversion `repeat_retention_ms` (90 days, the longest click
   window) or more before a conversion counts as absent, so "one per user" means one per user
   within 90 days (N-minute rules, N <= 32767 minutes, are unaffected); counters that old behind the
@@ -57,10 +62,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from attribution.domain.config import LONGEST_RETENTION, Config, Retention
+from attribution.domain.config import DAY_MS, LONGEST_RETENTION, Config, Retention
 from attribution.domain.records import Conversion, Touch
-
-DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,9 @@ class Limits:
     #: A repeat counter older than this counts as absent: the longest post-click window.
     repeat_retention_ms: int = 90 * DAY_MS
     max_counters: int = 128  # pixels with a repeat counter, per user
+    #: Order ids remembered per user (all pixels): 128 of the longest (36 characters, each escaped
+    #: to 6 bytes) encode to about 35 KB.
+    max_orders: int = 128
 
 
 class Forgotten:
@@ -103,10 +109,11 @@ class UserState:
     processed: tuple[tuple[str, int], ...] = ()
     watermark: int = 0
     held: tuple[tuple[Conversion, int], ...] = ()
+    orders: tuple[tuple[int, str, int], ...] = ()
 
     @property
     def is_empty(self) -> bool:
-        return not (self.touches or self.counted or self.processed or self.held)
+        return not (self.touches or self.counted or self.processed or self.held or self.orders)
 
     def has_processed(self, event_id: str) -> bool:
         return any(eid == event_id for eid, _ in self.processed)
@@ -129,6 +136,16 @@ def is_duplicate(state: UserState, conv: Conversion, limits: Limits) -> bool:
     """Rule 1: the conversion's id was judged within the dedup retention of its timestamp."""
     eid, ts, retention = conv.event_id, conv.timestamp, limits.dedup_retention_ms
     return any(e == eid and ts - t <= retention for e, t in state.processed)
+
+
+def is_duplicate_order(state: UserState, pixel_id: int, conv: Conversion, limits: Limits) -> bool:
+    """Order-id rule: this user sent the conversion's `order_id` for this pixel before, in a
+    conversion that reached the touch rule or later, within the dedup retention of its timestamp.
+    A conversion without `order_id` is never a duplicate by order."""
+    order, ts, retention = conv.order_id, conv.timestamp, limits.dedup_retention_ms
+    if order is None:
+        return False
+    return any(p == pixel_id and o == order and ts - t <= retention for p, o, t in state.orders)
 
 
 def last_counted_within(state: UserState, pixel_id: int, timestamp: int, limits: Limits) -> int | None:
@@ -162,7 +179,7 @@ def add_touch(
     watermark = max(state.watermark, touch.timestamp)
     horizon = watermark if horizon is None else horizon
     pruned = _prune_touches(touches, horizon, limits, retention, forgotten)
-    return UserState(pruned, state.counted, state.processed, watermark, state.held)
+    return UserState(pruned, state.counted, state.processed, watermark, state.held, state.orders)
 
 
 def _prune_touches(
@@ -273,8 +290,10 @@ def record_conversion(
     horizon: int | None = None,
     retention: Retention = LONGEST_RETENTION,
     forgotten: Forgotten | None = None,
+    order: tuple[int, str] | None = None,
 ) -> UserState:
-    """Remember a judged conversion (and, when the repeat rule counted it, its pixel's counter)."""
+    """Remember a judged conversion (and, when the repeat rule counted it, its pixel's counter;
+    and `order`, `(pixel_id, order_id)`, for the order-id rule when given)."""
     watermark = max(state.watermark, timestamp)
     horizon = watermark if horizon is None else horizon
     dedup_cutoff = watermark - limits.dedup_retention_ms
@@ -288,7 +307,16 @@ def record_conversion(
         counted = (*(c for c in counted if c[0] != counted_pixel), (counted_pixel, timestamp))
     counted = _prune_counters(counted, horizon, limits, forgotten)
     touches = _prune_touches(state.touches, horizon, limits, retention, forgotten)
-    return UserState(touches, counted, processed, watermark, state.held)
+    orders = state.orders
+    if order is not None or orders:
+        orders = tuple(o for o in orders if o[2] >= dedup_cutoff and o[:2] != order)
+        if order is not None:
+            orders = (*orders, (order[0], order[1], timestamp))
+        if len(orders) > limits.max_orders:
+            if forgotten is not None:
+                forgotten.dedup_ids += len(orders) - limits.max_orders
+            orders = orders[-limits.max_orders :]  # the earliest remembered are forgotten first
+    return UserState(touches, counted, processed, watermark, state.held, orders)
 
 
 def _prune_counters(
@@ -328,6 +356,8 @@ def latest_use(state: UserState, retention: Retention, limits: Limits) -> int:
         latest = max(latest, max(ts for _, ts in state.processed) + limits.dedup_retention_ms)
     if state.counted:
         latest = max(latest, max(ts for _, ts in state.counted) + limits.repeat_retention_ms)
+    if state.orders:
+        latest = max(latest, max(ts for _, _, ts in state.orders) + limits.dedup_retention_ms)
     return latest
 
 
@@ -336,7 +366,8 @@ def hold(state: UserState, conv: Conversion, tag: int, limits: Limits = _DEFAULT
     already processed (rule 1) leaves the state as it is. Held conversions stay in arrival order."""
     if state.is_held(conv.event_id) or is_duplicate(state, conv, limits):
         return state
-    return UserState(state.touches, state.counted, state.processed, state.watermark, (*state.held, (conv, tag)))
+    held = (*state.held, (conv, tag))
+    return UserState(state.touches, state.counted, state.processed, state.watermark, held, state.orders)
 
 
 def take_held(state: UserState, through: int) -> tuple[UserState, list[Conversion]]:
@@ -347,5 +378,5 @@ def take_held(state: UserState, through: int) -> tuple[UserState, list[Conversio
         return state, []
     rest = tuple(h for h in state.held if h[0].timestamp > through)
     ready.sort(key=lambda h: h[0].timestamp)  # stable: arrival order on ties
-    released = UserState(state.touches, state.counted, state.processed, state.watermark, rest)
+    released = UserState(state.touches, state.counted, state.processed, state.watermark, rest, state.orders)
     return released, [c for c, _ in ready]

@@ -1,6 +1,6 @@
 """The Faust app factory. Building an app connects to nothing; `attribution worker` runs it.
 
-Topology (DESIGN §3):
+Topology (docs/design.md, Architecture):
 
 * `events` agent: impressions, clicks, conversions and the internal re-key and tick topics, one
   co-partitioned stream, concurrency 1 (Faust's concurrency > 1 can commit past an unfinished
@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import faust
 import mode
 
 from attribution.contract import CONFIG_TOPICS, EVENT_TOPICS, OUTPUT_TOPICS
-from attribution.settings import Settings
+from attribution.settings import Settings, check_token_keys
 from attribution.streaming.commits import install as install_commit_guard
 from attribution.streaming.config_cache import RESTORES_HEADER, ConfigCache
 from attribution.streaming.decompression import install as install_bounded_gzip
@@ -36,7 +37,6 @@ from attribution.streaming.report_agents import install as install_reports
 from attribution.streaming.reports import UPDATES_TOPIC
 from attribution.streaming.topics import INTERNAL_TOPICS, MAX_MESSAGE_BYTES, REKEY_TOPIC, TICK_TOPIC
 from attribution.streaming.tuning import FETCH_MAX_WAIT_MS, reactivate_buffered, shorten_fetch_wait
-from attribution.web.hosts import host_guard
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,12 @@ TICK_INTERVAL_S = 0.2
 CONFIG_WAIT_S = 30.0
 
 
-def create_app(settings: Settings) -> faust.App:
-    """Build the app with its topics, table, cache and agents. Nothing runs until a worker starts."""
+def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App:
+    """Build the app with its topics, table, cache and agents. Nothing runs until a worker starts.
+    `middlewares` wrap every route of the app's web server (`attribution.worker` adds the HTTP side).
+    Unusable auction token keys (a secret under 32 bytes) raise UsageError: the worker never
+    starts with a guessable secret."""
+    check_token_keys(settings)
     # gzip batches are inflated in bounded steps, oversized records cut short (`decompression`).
     if not install_bounded_gzip():
         log.warning("no decompression-bomb guard: a small gzip batch can take a lot of memory")
@@ -60,8 +64,7 @@ def create_app(settings: Settings) -> faust.App:
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_bind=settings.web_host,
-        # Every route, Faust's pages included, answers only the names it is known by (DNS rebinding).
-        web_application_options={"middlewares": [host_guard(settings.allowed_hosts)]},
+        web_application_options={"middlewares": list(middlewares)},
         topic_partitions=settings.partitions,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
@@ -79,7 +82,7 @@ def create_app(settings: Settings) -> faust.App:
         # go out in fewer, larger requests (BENCHMARKS.md: more events/s, less CPU per
         # event; each conversion's acknowledgement waits at most 5 ms longer).
         producer_linger=0.005,
-        # Changelog recovery in batches: Faust's loop costs ~100 µs per record (`recovery`).
+        # Changelog recovery in batches: Faust's loop is costly per record (`recovery`, BENCHMARKS.md).
         TableManager=BatchedTableManager,
     )
 
@@ -208,11 +211,6 @@ def create_app(settings: Settings) -> faust.App:
                     log.warning("config: %s offset %d changed nothing; id %s re-published", m.topic, m.offset, note.key)
                 else:
                     log.warning("config: %s offset %d accepted: %s", m.topic, m.offset, note.detail)
-
-    # --- web side (attribution.web): HTTP API, /stats, /dashboard, /metrics; fed by a Faust sensor ---
-    from attribution.web import register as register_web
-
-    register_web(app, settings, cache=cache, processor=processor, report_counts=reports.counts)
 
     app.attribution = {  # type: ignore[attr-defined]
         "cache": cache,

@@ -24,14 +24,23 @@ bookkeeping for the topics whose records are acknowledged:
   offset, or offset 0, without one): the earliest offset, sought explicitly;
 * `lost_heads` finds a partition whose first unhandled record was handed to a stream but never
   handled while later ones were (a record dropped from a stream buffer); the app seeks it back, and
-  the records from there are handled again (handling is idempotent).
+  the records from there are handled again (handling is idempotent);
+* before offsets are committed, every send handed to Faust's producer buffer so far (the tables'
+  changelog writes, `Producer.send_soon`) is acknowledged by the broker (`Unsettled`). Faust's own
+  flush before a commit (`ProducerBuffer.flush`) gives up after 100 ms without a message sent, and
+  does not wait for the message its sending task has already taken from the queue: on a busy
+  worker the offsets of records could be committed while their state writes still waited in the
+  buffer, and a SIGKILL then lost those writes for good (the records are not read again). Found
+  with the soak of the churn tests on a loaded machine: conversions judged without touches the
+  killed worker had read.
 
-The patch is applied to Faust's `Consumer` class once per process, checked against the pinned
-version; the class keeps its own behaviour for apps that did not `install` a `Delivered`.
+The patch is applied to Faust's `Consumer` and `Producer` classes once per process, checked
+against the pinned version; they keep their own behaviour for apps that did not `install` it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -39,6 +48,7 @@ from typing import Any
 
 import faust
 from faust.transport.consumer import Consumer
+from faust.transport.producer import Producer
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +56,8 @@ SUPPORTED_FAUST = "0.15.3"
 #: A partition's first unhandled record counts as lost when it stays so for this long (seconds)
 #: while later records of the partition were handled.
 LOST_AFTER_S = 10.0
+#: Longest wait (seconds) for the state writes before a commit: Kafka's default delivery timeout.
+SETTLE_TIMEOUT_S = 120.0
 
 
 def next_commit(committed: int, done: Collection[int], gaps: Iterable[tuple[int, int]]) -> int:
@@ -125,8 +137,35 @@ class Delivered:
         return lost
 
 
+class Unsettled:
+    """Sends handed to the producer's buffer (`send_soon`) and not acknowledged yet."""
+
+    def __init__(self) -> None:
+        self.futures: set[asyncio.Future[Any]] = set()
+
+    def add(self, fut: asyncio.Future[Any]) -> None:
+        self.futures.add(fut)
+        fut.add_done_callback(self.futures.discard)
+
+    async def settle(self, timeout: float = SETTLE_TIMEOUT_S) -> None:
+        """Wait until every send added so far is acknowledged (or failed: a failed changelog write
+        stops the worker, `durability`). Later sends are not waited for, so a busy stream cannot
+        hold a commit back. RuntimeError after `timeout` seconds: committing then could pass
+        records whose state is not durable."""
+        pending = list(self.futures)
+        if not pending:
+            return
+        _, late = await asyncio.wait(pending, timeout=timeout)
+        if late:
+            raise RuntimeError(f"{len(late)} state writes not acknowledged in {timeout:g} s: offsets not committed")
+
+
 def _delivered(consumer: Any) -> Delivered | None:
     return getattr(consumer.app, "attribution_delivered", None)
+
+
+def _unsettled(app: Any) -> Unsettled | None:
+    return getattr(app, "attribution_unsettled", None)
 
 
 _original: dict[str, Callable[..., Any]] = {}
@@ -149,6 +188,21 @@ def _new_offset(self: Any, tp: Any) -> int | None:
     index.intersection_update(acked)
     delivered.forget_below(tp, pos)
     return pos
+
+
+async def _commit_offsets(self: Any, offsets: Any, start_new_transaction: bool = True) -> bool:
+    unsettled = _unsettled(self.app)
+    if unsettled is not None:
+        await unsettled.settle()  # the offsets are of records whose writes were all issued by now
+    done: bool = await _original["_commit_offsets"](self, offsets, start_new_transaction=start_new_transaction)
+    return done
+
+
+def _send_soon(self: Any, fut: Any) -> None:
+    unsettled = _unsettled(self.app)
+    if unsettled is not None:
+        unsettled.add(fut)
+    _original["send_soon"](self, fut)
 
 
 async def _add_gap(self: Any, tp: Any, offset_from: int, offset_to: int) -> None:
@@ -199,9 +253,12 @@ def patch_consumer() -> None:
         ("_add_gap", _add_gap),
         ("perform_seek", _perform_seek),
         ("seek", _seek),
+        ("_commit_offsets", _commit_offsets),
     ):
         _original[name] = getattr(Consumer, name)
         setattr(Consumer, name, fn)
+    _original["send_soon"] = Producer.send_soon
+    Producer.send_soon = _send_soon  # type: ignore[method-assign]
 
 
 def install(app: faust.App) -> Delivered:
@@ -210,6 +267,7 @@ def install(app: faust.App) -> Delivered:
     patch_consumer()
     delivered = Delivered()
     app.attribution_delivered = delivered  # type: ignore[attr-defined]
+    app.attribution_unsettled = Unsettled()  # type: ignore[attr-defined]
     conductor = app.topics
     deliver = conductor.on_message
     acking = conductor.acks_enabled_for

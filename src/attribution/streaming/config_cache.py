@@ -18,17 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
+from attribution.app.config import ConfigFold
 from attribution.contract import config_key, decode_config, reject_oversized
 from attribution.domain import Config, LineItem, Pixel
 from attribution.errors import RecordError
+from attribution.kafka.follower import TopicFollower
 from attribution.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -60,10 +58,10 @@ class Note:
 class ConfigCache:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.pixels: dict[int, Pixel] = {}
-        self.line_items: dict[int, LineItem] = {}
+        self.folded = ConfigFold()
+        self.pixels: dict[int, Pixel] = self.folded.pixels
+        self.line_items: dict[int, LineItem] = self.folded.line_items
         self.ready = asyncio.Event()
-        self._config: Config | None = Config()
         self._topics = {settings.topic("pixels"): "pixels", settings.topic("line-items"): "line-items"}
         #: (actual topic, partition) -> offset of the next record to apply (last applied + 1)
         self.applied: dict[tuple[str, int], int] = {}
@@ -79,9 +77,7 @@ class ConfigCache:
     @property
     def config(self) -> Config:
         """The current snapshot; rebuilt lazily after a change (config changes are rare)."""
-        if self._config is None:
-            self._config = Config(dict(self.pixels), dict(self.line_items))
-        return self._config
+        return self.folded.config
 
     def apply(
         self,
@@ -96,7 +92,6 @@ class ConfigCache:
         write (`contract.decode_config`, the config agent's rule too); any other leaves the cache
         as it was, and if its key names an id that has a version, a `restore` note asks the agent
         to re-publish that version, so that compaction keeps it."""
-        target: dict[int, Any] = self.pixels if topic == "pixels" else self.line_items
         try:
             reject_oversized(headers)
             ident, obj = decode_config(topic, key, value)
@@ -111,19 +106,18 @@ class ConfigCache:
             self._note(topic, partition, offset, Note("restore", key or b"", self._raw.get((topic, ident))))
             return
         self._written[(topic, ident)] = offset
+        previous = self.folded.apply(topic, ident, obj)
         if obj is None:
             self._raw.pop((topic, ident), None)
-            if target.pop(ident, None) is None and restores is None:
+            if previous is None and restores is None:
                 self._note(topic, partition, offset, Note("unknown_id", key or b"", detail=f"{topic} {ident}"))
         else:
             self._raw[(topic, ident)] = value or b""
-            target[ident] = obj
             if isinstance(obj, LineItem):
                 unknown = sorted({link.id for link in obj.pixels if link.id not in self.pixels})
                 if unknown:
                     detail = f"line item {ident} names unknown pixels {', '.join(map(str, unknown))}"
                     self._note(topic, partition, offset, Note("unknown_pixel", key or b"", detail=detail))
-        self._config = None
 
     def _note(self, topic: str, partition: int, offset: int, note: Note) -> None:
         if offset < 0:
@@ -138,20 +132,10 @@ class ConfigCache:
 
     async def run(self) -> None:
         """Follow the config topics forever (cancel to stop)."""
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap_servers,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
-        await consumer.start()
-        try:
-            tps = await self._partitions(consumer)
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            ends = await consumer.end_offsets(tps)
+        # The topics may be being created as the worker starts: wait a little for them.
+        async with TopicFollower(self.settings, list(self._topics), wait_s=10.0) as follower:
             while True:
-                batches = await consumer.getmany(timeout_ms=200, max_records=10_000)
+                batches = await follower.fetch(timeout_ms=200, max_records=10_000)
                 for tp, messages in batches.items():
                     for m in messages:
                         self.apply(self._topics[tp.topic], m.key, m.value, tp.partition, m.offset, m.headers)
@@ -159,12 +143,9 @@ class ConfigCache:
                     await self.advanced(
                         {(tp.topic, tp.partition): ms[-1].offset + 1 for tp, ms in batches.items() if ms}
                     )
-                if not self.ready.is_set() and await _caught_up(consumer, ends):
+                if not self.ready.is_set() and await follower.caught_up():
                     log.info("config loaded: %d pixels, %d line items", len(self.pixels), len(self.line_items))
                     self.ready.set()
-        finally:
-            with contextlib.suppress(Exception):
-                await consumer.stop()
 
     async def advanced(self, positions: Mapping[tuple[str, int], int]) -> None:
         """Record that everything before these offsets ((actual topic, partition) -> next offset)
@@ -186,39 +167,6 @@ class ConfigCache:
             except TimeoutError:
                 return False
         return True
-
-    async def load(self, timeout: float = 30.0) -> ConfigCache:
-        """Read the config topics to their current end once, then stop (for the CLI)."""
-        task = asyncio.ensure_future(self.run())
-        try:
-            await asyncio.wait_for(self.ready.wait(), timeout)
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        return self
-
-    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
-        tps: list[TopicPartition] = []
-        for topic in self._topics:
-            for _ in range(100):
-                parts = consumer.partitions_for_topic(topic)
-                if parts:
-                    break
-                # aiokafka has no public call that refreshes the metadata of an unsubscribed topic.
-                await consumer._client.force_metadata_update()
-                await asyncio.sleep(0.1)
-            else:
-                raise RuntimeError(f"topic {topic} does not exist: run `attribution topics create`")
-            tps += [TopicPartition(topic, p) for p in sorted(parts)]
-        return tps
-
-
-async def _caught_up(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
-    for tp, end in ends.items():
-        if await consumer.position(tp) < end:
-            return False
-    return True
 
 
 def _restores(headers: Sequence[tuple[str, bytes]] | None) -> int | None:

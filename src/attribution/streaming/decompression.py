@@ -21,7 +21,7 @@ one that bounds what it inflates:
   (`contract.reject_oversized`) turns a stub into the usual `record_too_large` dead letter.
 
 So a batch costs at most `FAST_LIMIT`, or `BATCH_LIMIT` plus a stub per record (about 8 KiB),
-whatever its ratio (BENCHMARKS.md: a 300 KB bomb, 678 MB peak without the guard, 52 MB with it).
+whatever its ratio (BENCHMARKS.md, "Decompression bombs", measures the peak memory of a bomb).
 Uncompressed batches and the other codecs are untouched (snappy, lz4 and zstd need `cramjam`,
 which is not installed: aiokafka refuses such batches). `install()` checks the aiokafka version
 and patches nothing on another one (a unit test fails then, so the patch is reviewed).

@@ -197,13 +197,47 @@ class EventTime:
     def releasable_through(self, partition: int, now: float) -> int | None:
         """What a tick may release: the latest timestamp among held conversions that every touch
         source has passed or that may be judged without the sources that have
-        not (`PartitionTime.may_judge`); None when there is none."""
+        not (`PartitionTime.may_judge`); None when there is none.
+
+        The same answer as asking `may_judge` of each held conversion, computed with the sources'
+        gates worked out once: a timestamp below both watermarks is passed; one between them waits
+        for the lower source (and the re-key topic); one at or above both waits for both."""
         pt = self.of(partition)
+        if not pt.held:
+            return None
+        imp, clk = pt.impressions, pt.clicks
+        low, high = min(imp, clk), max(imp, clk)
+        since_mid = self._gate(pt, ("impressions" if imp <= clk else "clicks",))
+        since_high = self._gate(pt, TOUCH_SOURCES)
+        if since_mid is None and since_high is None and pt.held[0][0] >= low:
+            # Only what every touch source has passed could go, and nothing held has been passed:
+            # no need to look at each held conversion (thousands while a backlog drains).
+            return None
+        hold_s = self.hold_s
         through = None
         for ts, _, _, arrived in pt.held:
-            if (through is None or ts > through) and pt.may_judge(ts, arrived, now, self.hold_s):
-                through = ts
+            if through is not None and ts <= through:
+                continue
+            if ts >= low:
+                since = since_mid if ts < high else since_high
+                if since is None or now - max(since, arrived) < hold_s:
+                    continue
+            through = ts
         return through
+
+    @staticmethod
+    def _gate(pt: PartitionTime, sources: tuple[str, ...]) -> float | None:
+        """The latest time since which all of `sources` and the re-key topic have been caught up;
+        None when one of them is not."""
+        latest = pt.caught_up_since.get(REKEY_SOURCE)
+        if latest is None:
+            return None
+        for source in sources:
+            since = pt.caught_up_since.get(source)
+            if since is None:
+                return None
+            latest = max(latest, since)
+        return latest
 
     def due_ticks(self, now: float) -> list[int]:
         """Partitions that need a tick (none in flight): a held conversion may be judged."""

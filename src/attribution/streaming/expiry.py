@@ -10,7 +10,11 @@ iteration, which writes a tombstone to the changelog, so a compacted changelog f
 `(expires, key)` with one entry per user, pushed when a user's state is first written. An entry is
 a lower bound of the user's expiry (a state only ever gains later timestamps), so it is re-checked
 against the current state when it comes due: deleted if still expired, pushed back with its new
-expiry otherwise (a user holding conversions is looked at again `HELD_RECHECK_MS` later). Each
+expiry otherwise. A user holding conversions is never expired: its entry is dropped when it comes
+due and added again when the user's last held conversion is released (a backlog can hold thousands
+of users for a long stretch of event time; re-checking each on a timer cost more than the rest of
+the expiry work together, BENCHMARKS.md "Cost of the guards"). A user written by the current
+record is looked at again `HELD_RECHECK_MS` later. Each
 check is bounded per call (`CHECKS_PER_EVENT`), so deletion work per event stays small whatever
 the backlog of expired users; entries that come due faster than that are simply deleted a little
 later. The index is rebuilt from the table after recovery, reading each state's expiry and
@@ -40,12 +44,16 @@ class StateExpiry:
         self.index: ExpiryIndex[bytes] = ExpiryIndex(checks_per_event)
         #: Users deleted because their state expired (a metric).
         self.deleted = 0
+        #: Users whose index entry was dropped because they held conversions: indexed again when
+        #: their state no longer holds any (`encode`).
+        self.held: set[bytes] = set()
 
     def encode(self, key: bytes, before: UserState, state: UserState, partition: int) -> bytes:
         """The encoded new state of a user, indexed when it is the user's first (`before` is
         `EMPTY`: nothing for this user in the table)."""
         expires = latest_use(state, self.config().retention, self.limits)
-        if before is EMPTY:
+        if before is EMPTY or (before.held and not state.held and key in self.held):
+            self.held.discard(key)
             self.index.add(partition, key, expires)
         return encode_state(state, expires, partition)
 
@@ -66,7 +74,8 @@ class StateExpiry:
             if not raw:
                 return None
             if has_held(raw):
-                return HELD
+                self.held.add(key)  # dropped from the index until its conversions are released
+                return None
             expires, _ = read_index(raw)
             if expires is not None and expires >= horizon:
                 return expires  # still in use by its written expiry: no need to decode
@@ -80,9 +89,10 @@ class StateExpiry:
     def rebuild(self, items: Iterable[tuple[bytes, bytes | None]]) -> int:
         """Re-index every user in the table (after recovery); returns how many. A state written
         by a version that did not record its partition (version 1) is not indexed: it is kept."""
+        self.held.clear()
         entries: dict[int, list[tuple[int, bytes]]] = {}
         for key, raw in items:
-            if raw and raw.startswith(b"[2,"):
+            if raw and raw.startswith((b"[2,", b"[3,")):
                 i = raw.index(b",", 3)
                 j = raw.index(b",", i + 1)  # `read_index`, inlined: this runs once per user
                 partition = int(raw[i + 1 : j])

@@ -32,7 +32,7 @@ from attribution.domain import (
     release,
     step,
 )
-from attribution.errors import InvalidJson, RecordError
+from attribution.errors import InvalidHeader, InvalidJson, RecordError
 from attribution.settings import Settings
 from attribution.streaming.event_time import TRACKED_SOURCES, EventTime
 from attribution.streaming.expiry import StateExpiry
@@ -72,6 +72,7 @@ class Processor:
     ) -> None:
         """`names` maps actual (prefixed) topic names to default names; `config` gives the snapshot."""
         self.limits = settings.limits
+        self.token_keys = settings.token_key_map  # verify server-side conversions' tokens
         self.names = names
         self.config = config
         self.clock = clock
@@ -113,14 +114,15 @@ class Processor:
                 name = _source(headers)
             if value is None:
                 raise InvalidJson("record: expected a JSON object, got null", code="not_an_object")
-            record = decode(name, value)
+            record = decode(name, value, self.token_keys)
         except RecordError as exc:
             result.sends.append(("dead-letters", key, encode(dead_letter(exc, topic, partition, offset, value))))
             return result
         assert not isinstance(record, (Pixel, LineItem))
         user_key = record.user_id.encode()
         if key != user_key and not rekeyed:
-            # Mis-keyed: the user's state may live in another partition. Forward it keyed right.
+            # Mis-keyed, or a server-side conversion (keyed by anything; its user is the token's):
+            # the user's state may live in another partition. Forward it keyed right.
             result.rekey = (user_key, value, [(SOURCE_HEADER, name.encode())])
             return result
         if isinstance(record, Touch):
@@ -147,6 +149,20 @@ class Processor:
                 self._emit(user_key, state, new_state, outputs, result)
         self._expire(partition, get_state, result)
         return result
+
+    def held_conversions(self) -> int:
+        """Conversions held for event time on this worker now (a gauge of `/metrics`)."""
+        return sum(len(p.held) for p in self.time.partitions.values())
+
+    def forgotten_counts(self) -> dict[str, int]:
+        """What the state's bounds forgot on this worker so far, by part (`attribution_state_forgotten`)."""
+        f = self.forgotten
+        return {
+            "dedup_ids": f.dedup_ids,
+            "touches": f.touches,
+            "counters": f.counters,
+            "expired_users": self.expiry.deleted,
+        }
 
     def due_ticks(self) -> list[int]:
         """Partitions to send a tick to (the timer does): held conversions that outlived the
@@ -243,6 +259,4 @@ def _source(headers: Headers | None) -> str:
     for k, v in headers or ():
         if k == SOURCE_HEADER and v.decode("utf-8", "replace") in EVENT_TOPICS:
             return v.decode()
-    raise InvalidJson(
-        f"header: {SOURCE_HEADER} must name one of {', '.join(EVENT_TOPICS)}", SOURCE_HEADER, code="invalid_header"
-    )
+    raise InvalidHeader(f"header: {SOURCE_HEADER} must name one of {', '.join(EVENT_TOPICS)}", SOURCE_HEADER)

@@ -2,9 +2,8 @@
 
 Faust 0.15.3's `Recovery._slurp_changelogs` takes each changelog record with
 `asyncio.wait_for(queue.get(), 5.0)` (a task, a timer and two loop turns), formats two debug
-f-strings and builds a `Counter` over all partitions (`need_recovery`) for every record: about
-100 µs of CPU per record, and a recovering worker reads one record per user (BENCHMARKS.md,
-"Recovery"). `BatchedRecovery` keeps that loop's semantics (offset bookkeeping, buffered
+f-strings and builds a `Counter` over all partitions (`need_recovery`) for every record, and a
+recovering worker reads one record per user (BENCHMARKS.md, "Recovery", has the cost measured). `BatchedRecovery` keeps that loop's semantics (offset bookkeeping, buffered
 `apply_changelog_batch`, the end-of-recovery signal, the standby path) but takes every record
 already queued in one turn and checks for the end of recovery once per batch.
 

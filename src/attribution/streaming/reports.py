@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 
 from attribution.contract.report_codec import (
     DIGEST_BYTES,
+    REPORT_TOPIC,
     contains,
     decode_shard,
     digest,
@@ -55,8 +56,8 @@ from attribution.domain.hourly import add as add_to_row
 
 log = logging.getLogger(__name__)
 
-#: The compacted output topic of report rows.
-REPORT_TOPIC = "conversion-reports"
+__all__ = ["OUTCOME_TOPICS", "REPORT_TOPIC", "SHARDS", "UPDATES_TOPIC", "ReportUpdate", "Reports", "report_partition"]
+
 #: Internal topic: outcome records re-keyed by row key.
 UPDATES_TOPIC = "report-updates"
 #: The outcome topics the report is made of.

@@ -1,4 +1,4 @@
-"""Topic names and specs, and idempotent creation of every topic (DESIGN §2.1)."""
+"""Topic names and specs, and idempotent creation of every topic (docs/design.md, Topics)."""
 
 from __future__ import annotations
 

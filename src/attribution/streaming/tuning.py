@@ -4,12 +4,10 @@
 aiokafka keeps one fetch in flight per broker, and a partition the stream has drained cannot be
 fetched again until that fetch returns. When the fetch in flight covers only idle partitions (the
 tick and re-key topics, a quiet input partition) the broker holds it for the whole 1.5 s, so records
-of the busy partitions wait that long before the worker even sees them. Measured with the bare
-Faust passthrough of `bench/` at 2,000 events/s: produce -> readable p50 1.2 s, p99 1.6 s; with the
-wait at 100 ms, p50 10 ms and p99 62 ms. It also shortens changelog recovery (200,000 users: 29 s
--> 20 s), which reads through the same consumer. Shorter waits cost throughput under a backlog (more
-empty fetches of the idle partitions): 20 ms took about 10% off the worker's rate, 100 ms does not
-measurably.
+of the busy partitions wait that long before the worker even sees them. A wait of 100 ms takes
+that delay from seconds to milliseconds, and also shortens changelog recovery, which reads through
+the same consumer; shorter waits cost throughput under a backlog (more empty fetches of the idle
+partitions). The measured figures: BENCHMARKS.md ("Optimizations", shorter consumer fetch wait).
 
 The value is set on aiokafka's fetcher (a private attribute, read each time a fetch request is
 built); the versions are pinned, and `shorten_fetch_wait` reports False (and the app logs it)

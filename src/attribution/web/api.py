@@ -1,9 +1,11 @@
 """The HTTP API's handlers, free of Faust and aiohttp: a `Request` in, a `Reply` out.
 
-Pixels and line items are read from this worker's `ConfigCache` (the compacted topics read in
-full) and written by publishing to those topics. A write answers only once the cache has applied
-its own record (`ConfigCache.wait_applied`), so a read that follows on the same worker sees it.
-Writes on one worker are serialized, so their checks (exists, in use) see each other.
+The HTTP adapter of the config use cases (`app.config`, where every check lives, shared with the
+CLI): it translates requests into calls and refusals into replies (`map_config_errors`). Pixels
+and line items are read from this worker's config cache (the compacted topics read in full) and
+written by publishing to those topics. A write answers only once the cache has applied its own
+record (`app.config.CacheStore`), so a read that follows on the same worker sees it. Writes on one
+worker are serialized, so their checks (exists, in use) see each other.
 
 Status codes: 400 unusable body or query; 401 missing or wrong bearer token (403 when no token is
 configured: writes are off); 404 unknown id; 409 conflicts with the current config
@@ -14,32 +16,36 @@ config is still loading; 504 written but not read back in time. Every error body
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import hmac
 import logging
-import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from attribution.contract import decode_value
+from attribution.app.config import (
+    LINE_ITEMS,
+    PIXELS,
+    AppliedView,
+    CacheStore,
+    ConfigService,
+    Kind,
+    Publish,
+    record,
+)
+from attribution.contract import MAX_ID, config_id
 from attribution.domain import Config, LineItem, Pixel
-from attribution.errors import RecordError
+from attribution.errors import ApiError, ConfigError, Conflict, Invalid, NotApplied, NotFound, Unavailable
 from attribution.settings import Settings
-from attribution.streaming.config_cache import ConfigCache
 from attribution.web import tags
 from attribution.web.reporting import Reporting
 
 log = logging.getLogger(__name__)
 
-MAX_ID = 9223372036854775807
 JSON = "application/json"
-#: publish(actual topic, key, value or None) -> (partition, offset) once the broker acknowledged it
-Publish = Callable[[str, bytes, bytes | None], Awaitable[tuple[int, int]]]
-
-_ID = re.compile(r"[0-9]{1,19}")  # used with fullmatch: no sign, no spaces, no trailing newline
+__all__ = ["JSON", "LINE_ITEMS", "MAX_ID", "PIXELS", "Api", "ApiError", "Kind", "Publish", "Reply", "Request"]
 _TRUE = {"1", "true"}
 _FALSE = {"0", "false"}
 
@@ -75,36 +81,31 @@ class Reply:
         return orjson.dumps(self.body)
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any):
-        super().__init__(message)
-        self.reply = Reply(status, {"error": {"code": code, "message": message, **extra}}, headers=headers or {})
+def error_reply(exc: ApiError) -> Reply:
+    """The reply of an HTTP error: `{"error": {"code", "message", ...details}}`."""
+    return Reply(exc.status, {"error": {"code": exc.code, "message": exc.message, **exc.extra}}, headers=exc.headers)
 
 
-@dataclass(frozen=True)
-class Kind:
-    topic: str  # default topic name
-    what: str  # "pixel" / "line item"
-    key: str  # list key and URL segment base
-    path: str
-    invalid: str  # the contract's error code for this record type
-    items: Callable[[Config], Mapping[int, Any]]
+#: The HTTP status of each refusal of a config use case.
+STATUS: dict[type[ConfigError], int] = {NotFound: 404, Conflict: 409, Invalid: 422, Unavailable: 503, NotApplied: 504}
 
 
-PIXELS = Kind("pixels", "pixel", "pixels", "/pixels", "invalid_pixel", lambda c: c.pixels)
-LINE_ITEMS = Kind("line-items", "line item", "line_items", "/line-items", "invalid_line_item", lambda c: c.line_items)
-
-
-def record(obj: Pixel | LineItem) -> dict[str, Any]:
-    """A stored pixel or line item as JSON: every field, defaults filled in."""
-    rec: dict[str, Any] = orjson.loads(orjson.dumps(obj))
-    return rec
+@contextlib.contextmanager
+def map_config_errors() -> Iterator[None]:
+    """The one place a refusal of a use case becomes an HTTP error: status by class, the code,
+    message, field and details as the use case gave them."""
+    try:
+        yield
+    except ConfigError as exc:
+        status = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 500)
+        error = ApiError(status, exc.code, exc.message)
+        error.extra = {"field": exc.field, **exc.extra} if exc.field else dict(exc.extra)
+        raise error from None
 
 
 def parse_id(raw: str) -> int | None:
-    """An id from text: decimal digits only, 1 to MAX_ID; None otherwise."""
-    ident = int(raw) if _ID.fullmatch(raw) else 0
-    return ident if 1 <= ident <= MAX_ID else None
+    """An id from a path or query (`contract.config_id`: decimal digits only, 1 to MAX_ID); None otherwise."""
+    return config_id(raw)
 
 
 def path_id(req: Request, kind: Kind) -> int:
@@ -136,32 +137,21 @@ def parse_json(body: bytes) -> Any:
 
 
 class Api:
+    """The HTTP adapter of the config use cases (`app.config.ConfigService`) and of tag export."""
+
     def __init__(
         self,
         settings: Settings,
-        cache: ConfigCache,
+        cache: AppliedView,
         publish: Publish,
         reporting: Reporting,
         write_timeout: float = 10.0,
     ) -> None:
         self.settings = settings
         self.cache = cache
-        self.publish = publish
         self.reporting = reporting
         self.write_timeout = write_timeout
-        self._writes = asyncio.Lock()
-
-    async def config(self) -> Config:
-        """The current config, once the cache has caught up with the topics (a worker that has
-        just started answers from the full config, never a half-loaded one)."""
-        if not self.cache.ready.is_set():
-            try:
-                await asyncio.wait_for(self.cache.ready.wait(), self.write_timeout)
-            except TimeoutError:
-                raise ApiError(
-                    503, "unavailable", "the config is still loading from the topics: retry shortly"
-                ) from None
-        return self.cache.config
+        self.service = ConfigService(CacheStore(cache, publish, settings.topic, write_timeout))
 
     # --- reads ---------------------------------------------------------------------------------
 
@@ -182,22 +172,20 @@ class Api:
                 raise ApiError(
                     400, "invalid_parameter", f"advertiser_id: expected an id, got {raw!r}", field="advertiser_id"
                 )
-        config = await self.config()
-        items = [
-            self.read(kind, obj, config)
-            for _, obj in sorted(kind.items(config).items())
-            if advertiser is None or obj.advertiser_id == advertiser
-        ]
-        return Reply(200, {kind.key: items})
+        with map_config_errors():
+            items, config = await self.service.list_items(kind, advertiser)
+        return Reply(200, {kind.key: [self.read(kind, obj, config) for obj in items]})
 
     async def get(self, kind: Kind, req: Request) -> Reply:
         ident = path_id(req, kind)
-        config = await self.config()
-        return Reply(200, self.read(kind, self._existing(kind, config, ident), config))
+        with map_config_errors():
+            obj, config = await self.service.get(kind, ident)
+        return Reply(200, self.read(kind, obj, config))
 
     async def tags(self, req: Request) -> Reply:
         ident = path_id(req, PIXELS)
-        pixel: Pixel = self._existing(PIXELS, await self.config(), ident)
+        with map_config_errors():
+            pixel, _ = await self.service.get(PIXELS, ident)
         fmt = req.query.get("format", pixel.pixel_type)
         if fmt not in tags.FORMATS:
             raise ApiError(400, "invalid_parameter", f"format: expected img or js, got {fmt!r}", field="format")
@@ -210,6 +198,7 @@ class Api:
                 "format": fmt,
                 "tag": tags.tag(ident, host, fmt, pixel.name, marks),
                 "url": tags.pixel_url(ident, host, "server", marks),
+                "sspx_url": tags.sspx_url(ident, host, marks),
             },
         )
 
@@ -218,56 +207,26 @@ class Api:
     async def create(self, kind: Kind, req: Request) -> Reply:
         self.authorize(req)
         value = parse_json(await req.read_body())
-        obj = self.validate(kind, value)
-        async with self._writes:
-            config = await self.config()
-            if obj.id in kind.items(config):
-                raise ApiError(
-                    409, "already_exists", f"{kind.what} {obj.id} already exists: PUT {kind.path}/{obj.id} replaces it"
-                )
-            self.check_references(kind, obj, config)
-            await self.write(kind, obj.id, orjson.dumps(value))
-            config = self.cache.config
-        stored = kind.items(config).get(obj.id, obj)
-        return Reply(201, self.read(kind, stored, config), headers={"Location": f"{kind.path}/{obj.id}"})
+        with map_config_errors():
+            (stored,), config = await self.service.put(kind, [value], "create")
+        return Reply(201, self.read(kind, stored, config), headers={"Location": f"{kind.path}/{stored.id}"})
 
     async def replace(self, kind: Kind, req: Request) -> Reply:
         self.authorize(req)
         ident = path_id(req, kind)
-        async with self._writes:
-            config = await self.config()
-            self._existing(kind, config, ident)
+        with map_config_errors():
+            await self.service.get(kind, ident)  # an unknown id is a 404 whatever the body
             value = parse_json(await req.read_body())
             if isinstance(value, dict) and "id" not in value:
                 value = {"id": ident, **value}
-            obj = self.validate(kind, value)
-            if obj.id != ident:
-                raise ApiError(
-                    422, kind.invalid, f"id: {obj.id} does not match the id in the path ({ident})", field="id"
-                )
-            self.check_references(kind, obj, config)
-            await self.write(kind, ident, orjson.dumps(value))
-            config = self.cache.config
-        stored = kind.items(config).get(ident, obj)
+            (stored,), config = await self.service.put(kind, [value], "replace", ident)
         return Reply(200, self.read(kind, stored, config))
 
     async def delete(self, kind: Kind, req: Request) -> Reply:
         self.authorize(req)
         ident = path_id(req, kind)
-        async with self._writes:
-            config = await self.config()
-            self._existing(kind, config, ident)
-            if kind is PIXELS:
-                carriers = config.carriers(ident)
-                if carriers:
-                    raise ApiError(
-                        409,
-                        "pixel_in_use",
-                        f"pixel {ident} is still carried by line item{'s' if len(carriers) > 1 else ''} "
-                        f"{', '.join(map(str, carriers))}: remove it from them first",
-                        line_items=carriers,
-                    )
-            await self.write(kind, ident, None)
+        with map_config_errors():
+            await self.service.delete(kind, ident)
         return Reply(204)
 
     # --- the parts -----------------------------------------------------------------------------
@@ -298,75 +257,3 @@ class Api:
                 "the bearer token is not valid",
                 headers={"WWW-Authenticate": 'Bearer realm="attribution", error="invalid_token"'},
             )
-
-    def validate(self, kind: Kind, value: Any) -> Any:
-        """The contract's decoder, the single source of the rules: a refusal is a 422."""
-        try:
-            return decode_value(kind.topic, value)
-        except RecordError as exc:
-            code = exc.code if exc.code != "not_an_object" else kind.invalid
-            raise ApiError(422, code, exc.message, field=exc.field) from None
-
-    def check_references(self, kind: Kind, obj: Any, config: Config) -> None:
-        """What the contract cannot see, since it needs the other records: a line item's pixels
-        exist and belong to its advertiser; a pixel's carriers belong to its advertiser."""
-        if kind is LINE_ITEMS:
-            item: LineItem = obj
-            unknown = [(i, link.id) for i, link in enumerate(item.pixels) if link.id not in config.pixels]
-            if unknown:
-                ids = sorted({pid for _, pid in unknown})
-                raise ApiError(
-                    409,
-                    "unknown_pixel",
-                    f"pixels.{unknown[0][0]}.id: pixel {unknown[0][1]} does not exist: create it first",
-                    field=f"pixels.{unknown[0][0]}.id",
-                    pixels=ids,
-                )
-            foreign = sorted(
-                {link.id for link in item.pixels if config.pixels[link.id].advertiser_id != item.advertiser_id}
-            )
-            if foreign:
-                raise ApiError(
-                    409,
-                    "advertiser_mismatch",
-                    f"pixels: pixel {foreign[0]} belongs to advertiser {config.pixels[foreign[0]].advertiser_id}, "
-                    f"not to the line item's advertiser {item.advertiser_id}",
-                    field="pixels",
-                    pixels=foreign,
-                )
-        else:
-            pixel: Pixel = obj
-            foreign = [
-                li for li in config.carriers(pixel.id) if config.line_items[li].advertiser_id != pixel.advertiser_id
-            ]
-            if foreign:
-                raise ApiError(
-                    409,
-                    "advertiser_mismatch",
-                    f"advertiser_id: line item{'s' if len(foreign) > 1 else ''} {', '.join(map(str, foreign))} of "
-                    f"another advertiser carry pixel {pixel.id}: remove it from them first",
-                    field="advertiser_id",
-                    line_items=foreign,
-                )
-
-    async def write(self, kind: Kind, ident: int, value: bytes | None) -> None:
-        """Publish one record and wait until this worker's cache has applied it."""
-        topic = self.settings.topic(kind.topic)
-        try:
-            partition, offset = await self.publish(topic, str(ident).encode(), value)
-        except Exception as exc:
-            log.warning("publishing %s %d failed: %s", kind.what, ident, exc)
-            raise ApiError(503, "unavailable", f"the broker did not take the write: {exc}") from None
-        if not await self.cache.wait_applied(topic, partition, offset, self.write_timeout):
-            raise ApiError(
-                504,
-                "not_applied",
-                f"{kind.what} {ident} was published ({topic}, partition {partition}, offset {offset}) but not read "
-                f"back within {self.write_timeout:g} s; it applies as soon as this worker catches up",
-            )
-
-    def _existing(self, kind: Kind, config: Config, ident: int) -> Any:
-        obj = kind.items(config).get(ident)
-        if obj is None:
-            raise ApiError(404, "not_found", f"{kind.what} {ident} not found")
-        return obj

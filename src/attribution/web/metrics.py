@@ -77,7 +77,7 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        #: part -> running total of what a state bound forgot; set by the app (`forgotten_counts`).
+        #: part -> running total of what a state bound forgot; set by the app (the processor's `forgotten_counts`).
         self.forgotten: Callable[[], Mapping[str, int]] = dict
         r.register(_ForgottenCollector(self))
         #: result -> running total of the report agents' outcomes; set by the app (`Reports.counts`).

@@ -273,12 +273,16 @@ _STATS = {
 }
 _TAGS = {
     "type": "object",
-    "required": ["pixel_id", "format", "tag", "url"],
+    "required": ["pixel_id", "format", "tag", "url", "sspx_url"],
     "properties": {
         "pixel_id": {"type": "integer"},
         "format": {"enum": ["img", "js"]},
         "tag": {"type": "string", "description": "the HTML tag, after a comment line naming the pixel"},
         "url": {"type": "string", "description": "the server-side form of the call"},
+        "sspx_url": {
+            "type": "string",
+            "description": "the server-side form by signed auction token (no user id), the token last",
+        },
     },
 }
 _ERROR = {
@@ -315,7 +319,7 @@ def _document() -> dict[str, Any]:
             "parameters": [_id_param("pixel")],
             "get": {
                 "operationId": "export_pixel_tags",
-                "summary": "The pixel's tag (image or JavaScript) and its server-side URL",
+                "summary": "The pixel's tag (image or JavaScript) and its server-side URLs (by user id, by auction token)",
                 "parameters": [
                     {
                         "name": "format",

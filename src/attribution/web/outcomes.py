@@ -1,5 +1,5 @@
-"""Conversion outcomes as the reporting side keeps them: one small record per conversion, in a
-bounded, deduplicated window.
+"""Conversion outcomes as the worker's reporting side keeps them (`app.reports.Outcome`, one small
+record per conversion), in a bounded, deduplicated window.
 
 `/stats` and pixel health are built from the *output* topics (attributed and unattributed
 conversions), which every worker reads in full: each worker only judges some partitions, but every
@@ -12,70 +12,14 @@ from __future__ import annotations
 import bisect
 from collections import deque
 from collections.abc import Iterator, Sequence
-from typing import Any, NamedTuple
 
-import orjson
-
-DAY_MS = 86_400_000
-MINUTE_MS = 60_000
-
-
-class Outcome(NamedTuple):
-    """One conversion's outcome. `kind` is `post_click` / `post_view` for attributed conversions,
-    else the unattributed reason. `published_ms` is when the worker published it (the Kafka record
-    timestamp): the clock of every reporting window."""
-
-    conversion_id: str
-    pixel_id: int
-    kind: str
-    attributed: bool
-    conversion_ms: int
-    published_ms: int
-    value: float | None = None
-    booked_revenue: float | None = None
-    latency_ms: int | None = None
-
-
-def _number(x: Any) -> float | None:
-    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
-
-
-def parse_outcome(topic: str, raw: bytes | None, published_ms: int) -> Outcome | None:
-    """An output record (default topic name) as an Outcome; None when it is not one (a foreign or
-    damaged record never stops reporting)."""
-    if raw is None:
-        return None
-    try:
-        d = orjson.loads(raw)
-        conversion_id = d["conversion_id"]
-        pixel_id = d["pixel_id"]
-        conversion_ms = d["conversion_timestamp"]
-        if not isinstance(conversion_id, str) or not isinstance(pixel_id, int) or not isinstance(conversion_ms, int):
-            return None
-        if topic == "attributed-conversions":
-            latency = d.get("latency_ms")
-            return Outcome(
-                conversion_id,
-                pixel_id,
-                str(d["attribution"]),
-                True,
-                conversion_ms,
-                published_ms,
-                _number(d.get("value")),
-                _number(d.get("booked_revenue")),
-                latency if isinstance(latency, int) else None,
-            )
-        if topic == "unattributed-conversions":
-            return Outcome(conversion_id, pixel_id, str(d["reason"]), False, conversion_ms, published_ms)
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        return None
-    return None
+from attribution.app.reports import DAY_MS, MINUTE_MS, Outcome
 
 
 class OutcomeWindow:
     """The outcomes published in the last `span_ms` (by publish time), at most `max_records` of
     them, each conversion once, grouped by minute of publication so that figures can be summed
-    per minute instead of per record (see `stats`)."""
+    per minute instead of per record (see `app.reports`)."""
 
     def __init__(self, max_records: int = 200_000, span_ms: int = DAY_MS) -> None:
         self.max_records = max_records

@@ -10,9 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from attribution.web.health import empty_health, health_of_buckets
-from attribution.web.outcomes import Outcome, OutcomeWindow
-from attribution.web.stats import Bucket, Tally, TallySource, pixel_tallies, summarize_buckets
+from attribution.app.reports import (
+    Bucket,
+    Outcome,
+    Tally,
+    TallySource,
+    empty_health,
+    health_of_buckets,
+    pixel_tallies,
+    summarize_buckets,
+)
+from attribution.web.outcomes import OutcomeWindow
 
 
 class CachedTallies(TallySource):

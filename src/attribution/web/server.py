@@ -1,22 +1,23 @@
-"""Wiring of the web side into the Faust app: routes, the reporting feed, the metrics sensor."""
+"""Wiring of the web side into the Faust app: routes, the reporting feed, the metrics sensor.
+
+The web side knows the worker only through two small protocols: its config cache (`ConfigView`)
+and the figures it keeps (`WorkerView`); it never imports the streaming package."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 import orjson
 import prometheus_client
 
+from attribution.app.config import AppliedView
 from attribution.contract import CONFIG_TOPICS, EVENT_TOPICS, OUTPUT_TOPICS
 from attribution.settings import Settings
-from attribution.streaming.config_cache import ConfigCache
-from attribution.streaming.processor import Processor
-from attribution.streaming.topics import INTERNAL_TOPICS
 from attribution.web.api import LINE_ITEMS, PIXELS, Api, Kind
 from attribution.web.feed import OutcomeFeed, now_ms
 from attribution.web.metrics import CONTENT_TYPE, Metrics, MetricsSensor, refresher
@@ -43,19 +44,21 @@ def dashboard_html() -> bytes:
     return (resources.files("attribution.web") / "dashboard.html").read_bytes()
 
 
-def held_conversions(processor: Processor) -> int:
-    return sum(len(p.held) for p in processor.time.partitions.values())
+class ConfigView(AppliedView, Protocol):
+    """The worker's config cache, as the web side reads it."""
+
+    @property
+    def counted(self) -> Mapping[tuple[str, str], int]:
+        """(default topic, note kind) -> unusual config records the config agent acted on."""
+        ...
 
 
-def forgotten_counts(processor: Processor) -> dict[str, int]:
-    """What the state's bounds forgot on this worker so far, by part (`attribution_state_forgotten`)."""
-    f = processor.forgotten
-    return {
-        "dedup_ids": f.dedup_ids,
-        "touches": f.touches,
-        "counters": f.counters,
-        "expired_users": processor.expiry.deleted,
-    }
+class WorkerView(Protocol):
+    """The figures of the worker's processor the web side shows on `/metrics`."""
+
+    def held_conversions(self) -> int: ...
+
+    def forgotten_counts(self) -> dict[str, int]: ...
 
 
 def crud_routes(api: Api, kind: Kind) -> dict[str, dict[str, Handler]]:
@@ -74,11 +77,14 @@ def register(
     app: faust.App,
     settings: Settings,
     *,
-    cache: ConfigCache,
-    processor: Processor,
+    cache: ConfigView,
+    processor: WorkerView,
+    internal_topics: Sequence[str] = (),
     report_counts: Callable[[], Mapping[str, int]] = dict,
 ) -> WebRuntime:
-    """Add the routes, the reporting feed (an app task) and the metrics sensor to `app`."""
+    """Add the routes, the reporting feed (an app task) and the metrics sensor to `app`;
+    `internal_topics` are the worker's own topics (default names), counted on `/metrics` too;
+    `report_counts` reads the hourly report agents' running totals, by result."""
     window = OutcomeWindow(settings.stats_max_records)
     feed = OutcomeFeed(settings, window)
     reporting = Reporting(window, now_ms, feed.caught_up.is_set)
@@ -91,13 +97,13 @@ def register(
 
     api = Api(settings, cache, publish, reporting)
 
-    names = {settings.topic(t): t for t in (*EVENT_TOPICS, *CONFIG_TOPICS, *INTERNAL_TOPICS, *OUTPUT_TOPICS)}
+    names = {settings.topic(t): t for t in (*EVENT_TOPICS, *CONFIG_TOPICS, *internal_topics, *OUTPUT_TOPICS)}
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]  # no `*_created` noise
     metrics = Metrics()
     sensor = MetricsSensor(metrics, names)
     app.sensors.add(sensor)
-    refresh = refresher(sensor, lambda: app.consumer, lambda: held_conversions(processor), lambda: cache.counted)
-    metrics.forgotten = lambda: forgotten_counts(processor)
+    refresh = refresher(sensor, lambda: app.consumer, processor.held_conversions, lambda: cache.counted)
+    metrics.forgotten = processor.forgotten_counts
     metrics.report_outcomes = report_counts
 
     def scrape() -> bytes:

@@ -10,6 +10,9 @@ Three forms of the same pixel call, to the pixel server at `https://<pixel host>
 * server-side URL, for an advertiser's server calling the pixel server directly (no browser, no
   cookie: the caller passes the user id):
   `https://px.example.com/px?id=7&t=3&uid=[USER_ID]`
+* server-side URL by auction token, for a server that has no user id at all (app installs, an
+  MMP): it passes back the signed token the winning creative carried (`${SSP_DATA}`), last:
+  `https://px.example.com/sspx?id=7&sspdata=[SSPDATA]`
 
 Optional placeholders, each only when asked for, are appended in this order and replaced by the
 advertiser's page or server at fire time: `value=[VALUE]` (dynamic revenue, a number >= 0),
@@ -51,6 +54,13 @@ def pixel_url(pixel_id: int, host: str, form: str, placeholders: Placeholders = 
     return f"https://{host}/px?" + "&".join(f"{k}={v}" for k, v in params)
 
 
+def sspx_url(pixel_id: int, host: str, placeholders: Placeholders = Placeholders()) -> str:
+    """The server-side URL by auction token: `/sspx`, the placeholders asked for, then the token
+    (`sspdata=[SSPDATA]`) last, as the pixel server expects it."""
+    params = [("id", str(pixel_id)), *placeholders.params(), ("sspdata", "[SSPDATA]")]
+    return f"https://{host}/sspx?" + "&".join(f"{k}={v}" for k, v in params)
+
+
 def _comment(name: str | None, pixel_id: int) -> str:
     # Runs of dashes would end the comment (`-->`, `--!>`): one dash is enough to read the name.
     label = re.sub(r"-{2,}", "-", " ".join((name or "").split()))
@@ -72,9 +82,11 @@ def tag(
 def export(
     pixel_id: int, host: str, name: str | None = None, placeholders: Placeholders = Placeholders()
 ) -> dict[str, str]:
-    """All three forms: `img`, `js` (HTML tags) and `url` (the server-side URL)."""
+    """All four forms: `img`, `js` (HTML tags), `url` (the server-side URL) and `sspx` (the
+    server-side URL by auction token)."""
     return {
         "img": tag(pixel_id, host, "img", name, placeholders),
         "js": tag(pixel_id, host, "js", name, placeholders),
         "url": pixel_url(pixel_id, host, "server", placeholders),
+        "sspx": sspx_url(pixel_id, host, placeholders),
     }

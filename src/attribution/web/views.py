@@ -14,7 +14,7 @@ from typing import Any
 import faust
 from aiohttp import web
 
-from attribution.web.api import JSON, ApiError, Reply, Request
+from attribution.web.api import JSON, ApiError, Reply, Request, error_reply
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ async def respond(handler: Handler, request: web.Request) -> web.Response:
         load = request.read if request.method.lower() in WITH_BODY else None
         reply = await handler(Request(dict(request.match_info), request.query, request.headers, b"", load))
     except ApiError as exc:
-        reply = exc.reply
+        reply = error_reply(exc)
     except web.HTTPRequestEntityTooLarge as exc:
         reply = Reply(413, {"error": {"code": "too_large", "message": exc.text or "the body is too large"}})
     except Exception:

@@ -1,14 +1,21 @@
-"""Live reporting figures: pure functions of the outcomes and `now` (no clock, no I/O).
+"""Reports of conversion outcomes, for every adapter: `/stats` and pixel health (the HTTP side) and
+`attribution report` (the CLI). Pure functions of the outcomes and `now` (no clock, no I/O).
+
+An `Outcome` is one conversion's result, as read from the output topics. A `Tally` sums outcomes
+of one pixel (or of all): conversions, attributed post-click / post-view, unattributed by reason,
+summed `value` and `booked_revenue` of attributed conversions, nearest-rank percentiles of
+`latency_ms` (touch to conversion) and of `delay_ms` (conversion to publication: how far behind
+the pipeline runs).
 
 Windows are in publish time (when a worker published the outcome, normally within a second of the
-pixel load; see `outcomes.Outcome`), so they also make sense while history is replayed:
+pixel load), so they also make sense while history is replayed:
 
 * `hour` and `day`: outcomes published in `(now - 1 h, now]` and `(now - 24 h, now]` (a record
   stamped a little in the future, by a worker whose clock runs ahead, counts as recent);
-* per pixel and in total: conversions, attributed post-click / post-view, unattributed by reason,
-  summed `value` and `booked_revenue` of attributed conversions, percentiles of `latency_ms` (touch
-  to conversion) and of `delay_ms` (conversion to publication: how far behind the pipeline runs);
-* `series`: attributed / unattributed outcomes per minute over the last hour, for charts.
+* `series`: attributed / unattributed outcomes per minute over the last hour, for charts;
+* pixel health: `loads_12h` (every outcome of the pixel, attributed or not: each is one load of
+  the pixel, published in the last 12 hours), `last_load_at` (the conversion timestamp of the
+  pixel's latest load among the outcomes kept) and `attributed_today` (since 00:00 UTC).
 
 The work is done per minute of publication: a `Tally` per (minute, pixel) and per (hour, pixel),
 which the caller may cache until they change (`source=`), merged over the hours and minutes a
@@ -21,22 +28,102 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
+
+import orjson
 
 from attribution.domain import REASONS
-from attribution.web.outcomes import MINUTE_MS, Outcome
+from attribution.domain.config import DAY_MS, HOUR_MS, MINUTE_MS
 
-HOUR_MS = 60 * MINUTE_MS
-DAY_MS = 24 * HOUR_MS
+__all__ = [
+    "DAY_MS",
+    "HOUR_MS",
+    "MINUTE_MS",
+    "PERCENTILES",
+    "REASONS",
+    "Bucket",
+    "Outcome",
+    "Tally",
+    "TallySource",
+    "by_minute",
+    "empty_health",
+    "health_of_buckets",
+    "parse_outcome",
+    "percentile",
+    "percentiles",
+    "pixel_health",
+    "pixel_tallies",
+    "start_of_day",
+    "summarize",
+    "summarize_buckets",
+    "window_tallies",
+]
+
+N = TypeVar("N", int, float)
 WINDOWS = {"hour": HOUR_MS, "day": DAY_MS}
 PERCENTILES = (50, 90, 99)
+ATTRIBUTED = ("post_click", "post_view")
 SERIES_BUCKETS = 60
+LOADS_WINDOW_MS = 12 * HOUR_MS
+
+
+class Outcome(NamedTuple):
+    """One conversion's outcome. `kind` is `post_click` / `post_view` for attributed conversions,
+    else the unattributed reason. `published_ms` is when the worker published it (the Kafka record
+    timestamp): the clock of every reporting window."""
+
+    conversion_id: str
+    pixel_id: int
+    kind: str
+    attributed: bool
+    conversion_ms: int
+    published_ms: int
+    value: float | None = None
+    booked_revenue: float | None = None
+    latency_ms: int | None = None
+
+
+def _number(x: Any) -> float | None:
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
+
+
+def parse_outcome(topic: str, raw: bytes | None, published_ms: int) -> Outcome | None:
+    """An output record (default topic name) as an Outcome; None when it is not one (a foreign or
+    damaged record never stops reporting)."""
+    if raw is None:
+        return None
+    try:
+        d = orjson.loads(raw)
+        conversion_id = d["conversion_id"]
+        pixel_id = d["pixel_id"]
+        conversion_ms = d["conversion_timestamp"]
+        if not isinstance(conversion_id, str) or not isinstance(pixel_id, int) or not isinstance(conversion_ms, int):
+            return None
+        if topic == "attributed-conversions":
+            latency = d.get("latency_ms")
+            return Outcome(
+                conversion_id,
+                pixel_id,
+                str(d["attribution"]),
+                True,
+                conversion_ms,
+                published_ms,
+                _number(d.get("value")),
+                _number(d.get("booked_revenue")),
+                latency if isinstance(latency, int) else None,
+            )
+        if topic == "unattributed-conversions":
+            return Outcome(conversion_id, pixel_id, str(d["reason"]), False, conversion_ms, published_ms)
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+    return None
+
 
 Bucket = tuple[int, Sequence[Outcome]]  # (minute = published_ms // 60000, its outcomes)
 
 
-def percentile(sorted_values: Sequence[int], p: float) -> int:
-    """Nearest-rank percentile of a non-empty sorted sequence."""
+def percentile(sorted_values: Sequence[N], p: float) -> N:
+    """Nearest-rank percentile (`p` from 0 to 100) of a non-empty sorted sequence."""
     rank = max(1, math.ceil(p / 100 * len(sorted_values)))
     return sorted_values[rank - 1]
 
@@ -92,20 +179,25 @@ class Tally:
         ):
             self.last_conversion_ms = other.last_conversion_ms
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, delays: bool = True) -> dict[str, Any]:
+        """The figures; unattributed by every reason of the contract, then any other seen;
+        `delay_ms` only with `delays` (publication times known)."""
         clicks = self.kinds.get("post_click", 0)
         views = self.kinds.get("post_view", 0)
-        reasons = {r: self.kinds.get(r, 0) for r in REASONS}
-        unattributed = sum(n for k, n in self.kinds.items() if k not in ("post_click", "post_view"))
-        return {
+        reasons: dict[str, int] = {r: self.kinds.get(r, 0) for r in REASONS}
+        reasons.update(sorted((k, n) for k, n in self.kinds.items() if k not in reasons and k not in ATTRIBUTED))
+        unattributed = sum(reasons.values())
+        figures: dict[str, Any] = {
             "conversions": clicks + views + unattributed,
             "attributed": {"post_click": clicks, "post_view": views, "total": clicks + views},
             "unattributed": {**reasons, "total": unattributed},
             "value": round(self.value, 6),
             "booked_revenue": round(self.revenue, 6),
             "latency_ms": percentiles(list(self.latencies)),
-            "delay_ms": percentiles(list(self.delays)),
         }
+        if delays:
+            figures["delay_ms"] = percentiles(list(self.delays))
+        return figures
 
 
 def pixel_tallies(outcomes: Iterable[Outcome], after_ms: int | None = None) -> dict[int, Tally]:
@@ -131,7 +223,7 @@ def by_minute(outcomes: Iterable[Outcome]) -> list[Bucket]:
 
 class TallySource:
     """Per-pixel tallies of one minute, or of the minutes of one hour, computed afresh. A caller
-    that reports repeatedly caches them (`reporting.CachedTallies`); the figures are the same."""
+    that reports repeatedly caches them (the worker does); the figures are the same."""
 
     def minute(self, minute: int, outcomes: Sequence[Outcome]) -> Mapping[int, Tally]:
         return pixel_tallies(outcomes)
@@ -214,3 +306,39 @@ def summarize_buckets(buckets: Sequence[Bucket], now_ms: int, source: TallySourc
 def summarize(outcomes: Iterable[Outcome], now_ms: int) -> dict[str, Any]:
     """`summarize_buckets` of outcomes in any order."""
     return summarize_buckets(by_minute(outcomes), now_ms)
+
+
+# --- pixel health ---------------------------------------------------------------------------------
+
+
+def start_of_day(now_ms: int) -> int:
+    """00:00 UTC of the day `now_ms` falls in."""
+    return now_ms - now_ms % DAY_MS
+
+
+def empty_health() -> dict[str, Any]:
+    return {"loads_12h": 0, "last_load_at": None, "attributed_today": {"post_click": 0, "post_view": 0}}
+
+
+def health_of_buckets(
+    buckets: Sequence[Bucket], now_ms: int, source: TallySource = DIRECT
+) -> dict[int, dict[str, Any]]:
+    """Load figures of every pixel that has outcomes; a pixel without any has `empty_health()`."""
+    health: dict[int, dict[str, Any]] = {}
+    everything = window_tallies(buckets, -1, source, samples=False)
+    loads = window_tallies(buckets, now_ms - LOADS_WINDOW_MS, source, samples=False)
+    today = window_tallies(buckets, start_of_day(now_ms) - 1, source, samples=False)
+    for pid, t in everything.items():
+        h = health[pid] = empty_health()
+        h["last_load_at"] = t.last_conversion_ms
+        if pid in loads:
+            h["loads_12h"] = loads[pid].count
+        if pid in today:
+            kinds = today[pid].kinds
+            h["attributed_today"] = {"post_click": kinds.get("post_click", 0), "post_view": kinds.get("post_view", 0)}
+    return health
+
+
+def pixel_health(outcomes: Iterable[Outcome], now_ms: int) -> dict[int, dict[str, Any]]:
+    """`health_of_buckets` of outcomes in any order."""
+    return health_of_buckets(by_minute(outcomes), now_ms)

@@ -3,12 +3,15 @@
 * `producer(settings, require=...)`: an acks=all, idempotent producer of `(topic, key, value)`
   with headers, as an async context manager that flushes on exit.
 * `read_to_end(settings, topics)`: every record of some topics, from the beginning to the end
-  offsets seen at start, read by a group-less consumer (no offsets are committed anywhere).
+  offsets seen at start, read by a group-less consumer (`follower.TopicFollower`: no offsets are
+  committed anywhere).
 * `partitions(settings, topics)`: partition ids of existing topics; `TopicMissing` otherwise.
+* `KafkaConfigStore`: the config as the CLI reads and writes it (`app.config.ConfigStore`).
 
 Topic names are the actual names (prefix already applied: `settings.topic(name)`). An unreachable
-broker raises `ConnectionError` (the CLI turns it into a one-line message); a missing topic raises
-`TopicMissing`, a read that does not reach the end in time `ReadTimeout`.
+broker raises `Unreachable` (the CLI turns it into a one-line message); a missing topic raises
+`TopicMissing`, a read that does not reach the end in time `ReadTimeout`: all `KafkaIOError`s,
+mapped from aiokafka's exceptions in one place (`map_kafka_errors`).
 """
 
 from __future__ import annotations
@@ -16,24 +19,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaConnectionError
 
+from attribution.app.config import ConfigFold, Kind
+from attribution.contract import CONFIG_TOPICS
+from attribution.domain import Config
+from attribution.errors import KafkaIOError
 from attribution.settings import Settings
 
 Headers = Sequence[tuple[str, bytes]]
 Key = bytes | str | None
 
 CLIENT_ID = "attribution-cli"
-
-
-class KafkaIOError(Exception):
-    """A request the broker cannot serve as asked (not a connection failure)."""
 
 
 class TopicMissing(KafkaIOError):
@@ -60,17 +63,24 @@ class Record:
     headers: tuple[tuple[str, bytes], ...] = ()
 
 
-def _unreachable(settings: Settings, exc: BaseException) -> ConnectionError:
-    return ConnectionError(f"no broker answers at {settings.bootstrap_servers}")
+class Unreachable(KafkaIOError):
+    """No broker answers at the bootstrap servers."""
+
+
+@contextlib.contextmanager
+def map_kafka_errors(settings: Settings) -> Iterator[None]:
+    """The one place aiokafka's connection failures become this package's `Unreachable`."""
+    try:
+        yield
+    except KafkaConnectionError:
+        raise Unreachable(f"no broker answers at {settings.bootstrap_servers}") from None
 
 
 async def partitions(settings: Settings, topics: Iterable[str]) -> dict[str, list[int]]:
     """Partition ids of each topic; `TopicMissing` naming every topic that does not exist."""
     client = AIOKafkaClient(bootstrap_servers=settings.bootstrap_servers, client_id=CLIENT_ID, request_timeout_ms=20000)
-    try:
+    with map_kafka_errors(settings):
         await client.bootstrap()
-    except KafkaConnectionError as exc:
-        raise _unreachable(settings, exc) from None
     try:
         cluster = await client.fetch_all_metadata()
     finally:
@@ -131,11 +141,12 @@ async def producer(
         request_timeout_ms=30000,
     )
     try:
-        await inner.start()
-    except KafkaConnectionError as exc:
+        with map_kafka_errors(settings):
+            await inner.start()
+    except Unreachable:
         with contextlib.suppress(Exception):
             await inner.stop()
-        raise _unreachable(settings, exc) from None
+        raise
     try:
         yield Producer(inner)
         await inner.flush()
@@ -156,38 +167,22 @@ async def read_to_end(
     read (aborted transactional records are skipped). `timeout` bounds the whole read (None: no
     bound); `progress(n)` is called with the number of records after each fetch.
     """
-    layout = await partitions(settings, topics)
-    tps = [TopicPartition(t, p) for t in layout for p in layout[t]]
-    result: dict[str, list[Record]] = {t: [] for t in layout}
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        client_id=CLIENT_ID,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",
-        max_partition_fetch_bytes=4 * 1_048_576,
-    )
-    try:
-        await consumer.start()
-    except KafkaConnectionError as exc:
-        with contextlib.suppress(Exception):
-            await consumer.stop()
-        raise _unreachable(settings, exc) from None
+    from attribution.kafka.follower import TopicFollower
+
     deadline = None if timeout is None else time.monotonic() + timeout
-    try:
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
+    async with TopicFollower(settings, topics, max_partition_fetch_bytes=4 * 1_048_576) as follower:
+        tps, ends = follower.partitions, follower.ends
+        result: dict[str, list[Record]] = {tp.topic: [] for tp in tps}
         pending = {tp for tp, end in ends.items() if end > 0}
         by_tp: dict[TopicPartition, list[Record]] = {tp: [] for tp in tps}
         while pending:
             if deadline is not None and time.monotonic() > deadline:
                 left = 0
                 for tp in pending:
-                    left += ends[tp] - await consumer.position(tp)
-                raise ReadTimeout(f"timed out after {timeout:g}s reading {', '.join(layout)}: {left} records left")
-            batches = await consumer.getmany(*pending, timeout_ms=200, max_records=10_000)
+                    left += ends[tp] - await follower.consumer.position(tp)
+                names = ", ".join(dict.fromkeys(tp.topic for tp in tps))
+                raise ReadTimeout(f"timed out after {timeout:g}s reading {names}: {left} records left")
+            batches = await follower.fetch(only=list(pending))
             n = 0
             for tp, messages in batches.items():
                 end = ends[tp]
@@ -209,12 +204,51 @@ async def read_to_end(
             if n and progress is not None:
                 progress(n)
             for tp in list(pending):
-                if await consumer.position(tp) >= ends[tp]:
+                if await follower.reached(tp):
                     pending.discard(tp)
-                    consumer.pause(tp)
+                    follower.consumer.pause(tp)
         for tp in tps:
             result[tp.topic].extend(by_tp[tp])
         return result
-    finally:
-        with contextlib.suppress(Exception):
-            await consumer.stop()
+
+
+#: Headers of every JSON record (not tombstone) published from outside the worker.
+JSON_HEADERS: tuple[tuple[str, bytes], ...] = (("content-type", b"application/json"),)
+
+
+class KafkaConfigStore:
+    """The config store of a command (`app.config.ConfigStore`): the config is both compacted
+    topics read to their end once, the way every worker reads them (`app.config.ConfigFold`); a
+    publish waits for every ack (acks=all) and applies the records to that config."""
+
+    def __init__(self, settings: Settings, timeout: float = 30.0) -> None:
+        self.settings = settings
+        self.timeout = timeout
+        self._folded: ConfigFold | None = None
+
+    async def _fold(self) -> ConfigFold:
+        if self._folded is None:
+            names = {self.settings.topic(t): t for t in CONFIG_TOPICS}
+            records = await read_to_end(self.settings, list(names), timeout=self.timeout)
+            folded = ConfigFold()
+            for topic, recs in records.items():
+                for r in recs:
+                    folded.apply_record(names[topic], r.key, r.value)
+            self._folded = folded
+        return self._folded
+
+    async def current(self) -> Config:
+        return (await self._fold()).config
+
+    async def publish(self, kind: Kind, records: Sequence[tuple[int, bytes | None]]) -> Config:
+        folded = await self._fold()
+        topic = self.settings.topic(kind.topic)
+        async with producer(self.settings, require=[topic]) as p:
+            futures = [
+                await p.send(topic, str(ident).encode(), value, JSON_HEADERS if value is not None else ())
+                for ident, value in records
+            ]
+            await asyncio.gather(*futures)
+        for ident, value in records:
+            folded.apply_record(kind.topic, str(ident).encode(), value)
+        return folded.config
