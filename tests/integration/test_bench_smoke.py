@@ -24,7 +24,14 @@ def test_the_stream_benchmark_runs_every_phase_and_reports_every_figure() -> Non
     results = orjson.loads(proc.stdout)
 
     runs = {r["name"]: r for r in results["runs"]}
-    assert set(runs) == {"replay", "passthrough-raw", "passthrough-faust", "worker-rocksdb", "worker-memory"}
+    assert set(runs) == {
+        "replay",
+        "passthrough-raw",
+        "passthrough-faust",
+        "worker-rocksdb",
+        "worker-memory",
+        "worker-memory-x2",
+    }
     for run in runs.values():
         assert run["events"] == results["inputs"]["records"]
         assert run["events_per_s"] > 0
@@ -35,6 +42,7 @@ def test_the_stream_benchmark_runs_every_phase_and_reports_every_figure() -> Non
     expected = results["expected_outcomes"]
     assert expected > 0
     assert runs["worker-memory"]["outcomes"] == runs["worker-rocksdb"]["outcomes"] == expected
+    assert runs["worker-memory-x2"]["outcomes"] == expected  # two processes in one group
 
     latency = results["latency"]
     assert latency["conversions_measured"] > 0
