@@ -15,8 +15,11 @@ them, so touches are kept 30 / 90 days. Deterministic for a seed.
     .venv/bin/python bench/state_over_time.py --days 120 [--longest-windows]
 
 Users who had a conversion counted by a "one per user" pixel are kept for the 90-day repeat
-retention; everything else goes once its touches pass their retention, so the store grows until
-day 90 at most and is flat from then on, while a store that never deletes keeps growing.
+retention, but once they are quiet only that counter is kept (`expiry_index.due_state` compacts
+them, as the stream and `replay` do); everything else goes once its touches pass their retention.
+So the users kept grow until day 90, their bytes mostly stop growing once the first users' touches
+and dedup ids expire, and the store is flat from day 90 on, while a store that never deletes
+keeps growing.
 """
 
 from __future__ import annotations
@@ -29,8 +32,7 @@ from collections.abc import Iterator
 from attribution.contract.state_codec import encode_state
 from attribution.domain import EMPTY, Config, Conversion, Limits, LineItem, Pixel, PixelLink, Touch, UserState, step
 from attribution.domain.config import DAY_MS
-from attribution.domain.state import latest_use
-from attribution.expiry_index import ExpiryIndex
+from attribution.expiry_index import ExpiryIndex, due_state, first_look
 
 T0 = 1_700_000_000_000
 ADVERTISERS = (1, 2, 3)
@@ -96,9 +98,16 @@ def main() -> None:
     deleted = events = 0
     started = time.perf_counter()
 
-    def check(uid: str) -> int | None:
+    horizon = 0
+
+    def check(uid: str) -> int | None:  # as `replay` does
         state = store.get(uid)
-        return None if state is None else latest_use(state, retention, limits)
+        if state is None:
+            return None
+        look, kept = due_state(state, horizon, retention, limits)
+        if kept is not state:
+            store[uid] = kept
+        return look
 
     print("| day | events | users kept | state bytes | bytes/user | users ever seen (no deletion) | deleted |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
@@ -113,8 +122,9 @@ def main() -> None:
             store[uid] = state
             ever.add(uid)
             if before is None:
-                index.add(0, uid, latest_use(state, retention, limits))
+                index.add(0, uid, first_look(state, retention, limits))
             if index.any_due(0, event.timestamp):
+                horizon = event.timestamp
                 for gone in index.due(0, event.timestamp, check):
                     del store[gone]
                     deleted += 1

@@ -49,7 +49,7 @@ step "Worker (log: $LOG)"
 $BIN/attribution worker -l info >"$LOG" 2>&1 &
 worker=$!
 
-step "Simulated traffic: $EVENTS events, $USERS users"
+step "Simulated traffic: $EVENTS events, $USERS users, stamped with the time they are published"
 $BIN/attribution simulate --no-config --events "$EVENTS" --users "$USERS" --no-progress
 
 step "Waiting for the worker to judge every conversion"
@@ -68,6 +68,10 @@ echo
 
 step "Report"
 $BIN/attribution report
+
+step "Hourly report rows (conversion-reports, first 12)"
+$BIN/attribution report --hourly >".attribution-data/$RUN/hourly.txt"
+head -n 13 ".attribution-data/$RUN/hourly.txt"
 
 step "Pixel status"
 $BIN/attribution pixels list | head -n 12

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from attribution.contract import encode, topic_of
-from attribution.domain import DEFAULT_LIMITS, EMPTY, Limits, UserState, step
+from attribution.domain import DEFAULT_LIMITS, EMPTY, Config, Limits, UserState, step
 from attribution.expiry_index import ExpiryIndex, due_state, first_look
 from attribution.replay_input import Appender, Unordered, config_id
 from attribution.replay_order import RUN_EVENTS, ExternalSort, Input, Order, Streaming, Workspace, sources_of
@@ -61,6 +61,7 @@ class ReplayResult:
     events: int = 0
     counts: dict[str, int] = field(default_factory=dict)
     expired: int = 0  # users dropped from `users` because their state expired
+    config: Config = field(default_factory=Config)  # the pixels and line items the events were judged with
 
 
 def replay(
@@ -116,6 +117,7 @@ def _replay(order: Order, sink: Sink, limits: Limits, progress: Progress | None)
     result = ReplayResult()
     order.prime()
     config = order.folded.config
+    result.config = config
     users = result.users
     outs = sink.channels
     # Expiry state lives here: `_replay` may run twice in one replay (merge, then sort).

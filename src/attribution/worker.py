@@ -25,6 +25,11 @@ def create_worker(settings: Settings) -> faust.App:
     app = create_app(settings, middlewares=[host_guard(settings.allowed_hosts)])
     parts: dict[str, Any] = app.attribution  # type: ignore[attr-defined]
     parts["web"] = register(
-        app, settings, cache=parts["cache"], processor=parts["processor"], internal_topics=INTERNAL_TOPICS
+        app,
+        settings,
+        cache=parts["cache"],
+        processor=parts["processor"],
+        internal_topics=INTERNAL_TOPICS,
+        report_counts=parts["reports"].counts,
     )
     return app

@@ -222,6 +222,44 @@ class Pipeline:
         return out
 
 
+def read_report_rows(pipeline: Pipeline, timeout: float = 30) -> dict[str, dict[str, Any]]:
+    """The current rows of `conversion-reports` by key (the last record per key), read to the
+    topic's end with the product's own group-less reader."""
+    from attribution.app.hourly import latest_rows
+    from attribution.kafka.client import read_to_end
+    from attribution.settings import Settings
+
+    settings = Settings(broker=pipeline.broker, topic_prefix=pipeline.prefix)
+    name = settings.topic("conversion-reports")
+    records = asyncio.run(read_to_end(settings, [name], timeout=timeout))[name]
+    rows = latest_rows((r.key, r.value) for r in records)
+    keys = {r.key for r in records if r.value is not None}
+    by_key = {_row_key(row): row for row in rows}
+    assert set(by_key) == {k.decode() for k in keys if k is not None}, "a row under another row's key"
+    return by_key
+
+
+def _row_key(row: dict[str, Any]) -> str:
+    return f"{row['pixel_id']}:{'none' if row['line_item_id'] is None else row['line_item_id']}:{row['hour']}"
+
+
+def expected_report_rows(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The report rows of `replay`'s outcomes of the same records (the pixels' advertisers from the
+    last pixel record of each id), folded by the product's pure fold."""
+    from attribution.contract.report_codec import rows_of
+    from attribution.domain.hourly import as_record
+
+    advertisers: dict[int, int] = {}
+    for e in (e for e in entries if e["topic"] == "pixels"):
+        if isinstance(e["value"], dict):
+            advertisers[int(e["value"]["id"])] = e["value"]["advertiser_id"]
+        else:  # a delete
+            advertisers.pop(int(e["key"]), None)
+    out = replay_outputs(entries)
+    outcomes = out["attributed-conversions"] + out["unattributed-conversions"]
+    return {k: as_record(r) for k, r in rows_of(outcomes, advertisers.get).items()}
+
+
 def outcome_count(outputs: dict[str, list[bytes]]) -> int:
     """Distinct conversions with an outcome."""
     ids = {orjson.loads(v)["conversion_id"] for t in OUTPUTS[:2] for v in outputs[t]}

@@ -101,6 +101,7 @@ def test_there_is_one_schema_per_record_type() -> None:
             "attributed_conversion",
             "click",
             "conversion",
+            "conversion_report",
             "dead_letter",
             "impression",
             "line_item",

@@ -63,4 +63,5 @@ def test_the_users_changelog_is_declared_with_the_same_max_message_bytes_and_gua
 
     assert users.changelog_topic.config["max.message.bytes"] == str(MAX_MESSAGE_BYTES)
     guards = [s for s in app.sensors if isinstance(s, ChangelogGuard)]
-    assert [g.changelogs for g in guards] == [frozenset({"durability-test-users-changelog"})]
+    guarded = {"durability-test-users-changelog", "durability-test-reports-changelog", "report-updates"}
+    assert [g.changelogs for g in guards] == [frozenset(guarded)]

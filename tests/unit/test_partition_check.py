@@ -8,8 +8,8 @@ from attribution.streaming import create_app
 from attribution.streaming.topics import co_partitioned, partition_mismatch, topic_specs
 
 SETTINGS = Settings(topic_prefix="p-", app_id="grp", partitions=4)
-INPUTS = ["p-impressions", "p-clicks", "p-conversions", "p-rekeyed-events", "p-event-time-ticks"]
-CHANGELOGS = ["grp-users-changelog"]
+INPUTS = ["p-impressions", "p-clicks", "p-conversions", "p-rekeyed-events", "p-event-time-ticks", "p-report-updates"]
+CHANGELOGS = ["grp-users-changelog", "grp-reports-changelog"]
 
 
 def test_the_co_partitioned_topics_are_the_inputs_the_internal_topics_and_the_table_changelogs() -> None:

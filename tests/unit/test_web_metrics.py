@@ -151,3 +151,25 @@ def test_what_the_state_bounds_forgot_is_exposed_from_the_processors_running_tot
     assert sample(s, "attribution_state_forgotten_total", part="counters") == 0
     assert sample(s, "attribution_state_forgotten_total", part="expired_users") == 5
     assert b'attribution_state_forgotten_total{part="expired_users"} 5.0' in s.metrics.render()
+
+
+def test_the_hourly_report_agents_outcomes_are_exposed_by_result() -> None:
+    import orjson
+
+    from attribution.streaming.reports import Reports
+
+    reports = Reports(1, 86_400_000, lambda pixel_id: None)
+    outcome = orjson.dumps(
+        {"conversion_id": "c1", "pixel_id": 1, "user_id": "u", "conversion_timestamp": 0, "reason": "pixel_paused"}
+    )
+    table: dict[bytes, bytes] = {}
+    for _ in range(2):
+        table.update(reports.apply(outcome, 0, table.get).writes)
+    reports.apply(b"not json", 0, table.get)
+    s = sensor()
+    s.metrics.report_outcomes = reports.counts
+
+    assert sample(s, "attribution_report_outcomes_total", result="counted") == 1
+    assert sample(s, "attribution_report_outcomes_total", result="duplicate") == 1
+    assert sample(s, "attribution_report_outcomes_total", result="unreadable") == 1
+    assert sample(s, "attribution_report_outcomes_total", result="late") == 0

@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
+import orjson
 from tqdm import tqdm
 
 from attribution.cli.common import settings_from
+from attribution.domain import Config
 from attribution.replay import OUTPUT_FILES, FileSink, replay_inputs
 from attribution.replay_order import Input, split_lines
 
@@ -25,7 +28,15 @@ from attribution.replay_order import Input, split_lines
 @click.option(
     "--progress/--no-progress", default=None, help="Progress bar on stderr (default: when stderr is a terminal)."
 )
-def replay_cmd(input_paths: tuple[str, ...], out_dir: str, progress: bool | None) -> None:
+@click.option(
+    "--reports",
+    "reports_path",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    metavar="FILE",
+    help="Also write the hourly report rows (as on conversion-reports) to FILE, one JSON row per line.",
+)
+def replay_cmd(input_paths: tuple[str, ...], out_dir: str, progress: bool | None, reports_path: str | None) -> None:
     """Replay JSON-lines files of records through the engine, offline.
 
     Each line is {"topic": NAME, "key": ..., "value": record or null}. Several INPUTs (for example
@@ -34,7 +45,9 @@ def replay_cmd(input_paths: tuple[str, ...], out_dir: str, progress: bool | None
     others sorted through temporary files (in TMPDIR). Writes one file per output topic into
     --out: attributed-conversions.jsonl, unattributed-conversions.jsonl, piggyback-fires.jsonl,
     dead-letters.jsonl. Server-side conversions' tokens are verified with the worker's keys
-    (ATTRIBUTION_TOKEN_SECRET, ATTRIBUTION_TOKEN_KEY_ID, ATTRIBUTION_TOKEN_KEYS).
+    (ATTRIBUTION_TOKEN_SECRET, ATTRIBUTION_TOKEN_KEY_ID, ATTRIBUTION_TOKEN_KEYS). With --reports
+    FILE, the hourly report rows of those outcomes too, computed by the same fold as the worker's
+    conversion-reports rows, ordered by hour, pixel, line item.
     """
     settings = settings_from()
     inputs: list[Input] = []
@@ -60,6 +73,8 @@ def replay_cmd(input_paths: tuple[str, ...], out_dir: str, progress: bool | None
             result = replay_inputs(inputs, sink, settings.limits, progress=bar.update, keys=settings.token_key_map)
     finally:
         sink.close()
+    if reports_path is not None:
+        write_reports(out, Path(reports_path), result.config)
     elapsed = time.perf_counter() - started
     counts = ", ".join(f"{result.counts[t]} {t}" for t in OUTPUT_FILES)
     rate = result.events / elapsed if elapsed else 0.0
@@ -70,3 +85,25 @@ def _no_bar(progress: bool | None) -> bool | None:
     if progress is None:
         return None if os.environ.get("TERM") != "dumb" else True  # tqdm: None = only on a tty
     return not progress
+
+
+def write_reports(out: Path, path: Path, config: Config) -> int:
+    """Fold the outcome files of `out` into report rows and write them to `path`; returns the count."""
+    from attribution.app.hourly import outcome_rows
+
+    def advertiser_of(pixel_id: int) -> int | None:
+        pixel = config.pixels.get(pixel_id)
+        return None if pixel is None else pixel.advertiser_id
+
+    def outcomes() -> Iterator[bytes]:
+        for topic in ("attributed-conversions", "unattributed-conversions"):
+            with open(out / OUTPUT_FILES[topic], "rb") as f:
+                yield from (line for line in f if line.strip())
+
+    records = outcome_rows(outcomes(), advertiser_of)
+    try:
+        with open(path, "wb") as f:
+            f.writelines(orjson.dumps(r) + b"\n" for r in records)
+    except OSError as exc:
+        raise click.UsageError(f"cannot write --reports {path}: {exc.strerror or exc}") from None
+    return len(records)

@@ -206,7 +206,12 @@ async def read_outputs(settings: Settings, timeout: float) -> dict[str, list[byt
     help="Give up (exit 1) when the topics are not read to their end within S seconds.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
-def report_cmd(broker: str | None, topic_prefix: str | None, timeout: float, as_json: bool) -> None:
+@click.option(
+    "--hourly",
+    is_flag=True,
+    help="Print the live hourly rows of conversion-reports instead (per pixel, line item and UTC hour).",
+)
+def report_cmd(broker: str | None, topic_prefix: str | None, timeout: float, as_json: bool, hourly: bool) -> None:
     """Summarize the output topics per pixel.
 
     Reads attributed-conversions, unattributed-conversions, piggyback-fires and dead-letters from
@@ -214,8 +219,17 @@ def report_cmd(broker: str | None, topic_prefix: str | None, timeout: float, as_
     conversions, unattributed ones by reason, total value and booked revenue of the attributed
     ones, piggyback fires and the touch-to-conversion latency (p50/p90/p99); then totals and dead
     letters by error code. Repeated records (at-least-once delivery) are counted once.
+
+    With --hourly: the rows the worker keeps on conversion-reports (one per pixel, line item and
+    UTC hour of the conversion, each conversion counted once), as a table or, with --json, a JSON
+    array of the row records.
     """
     settings = settings_from(broker, topic_prefix)
+    if hourly:
+        from attribution.cli.hourly_cmd import hourly_report
+
+        hourly_report(settings, timeout, as_json)
+        return
     values = call(read_outputs(settings, timeout))
     summary = summarize({t: (v for v in vs if v is not None) for t, vs in values.items()})
     if as_json:

@@ -1,4 +1,13 @@
-"""`attribution simulate`: publish seeded synthetic traffic (`attribution.synth`) to the input topics."""
+"""`attribution simulate`: publish seeded synthetic traffic (`attribution.synth`) to the input topics.
+
+Timestamps: by default each event is stamped with the wall-clock time at which it is published
+(never decreasing), so the traffic starts now and runs in real time (at `--rate`, or as fast as
+the broker takes it): delay and latency figures read as in production. The records are otherwise
+the seeded ones (same users, ids, order and pixels); only their timestamps differ, so the gaps
+between touches and conversions shrink to the publishing time. `--fixed-date` publishes the
+seeded traffic as generated instead (it starts on 2026-01-01 UTC and spans three days), the same
+bytes on every run, for reproducible comparisons with `replay`.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +16,7 @@ import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -65,10 +75,23 @@ class Stats:
         return line
 
 
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
 async def simulate(
-    settings: Settings, spec: TrafficSpec, *, rate: float | None, with_config: bool, bar: Any = None
+    settings: Settings,
+    spec: TrafficSpec,
+    *,
+    rate: float | None,
+    with_config: bool,
+    bar: Any = None,
+    clock: Callable[[], int] | None = wall_clock_ms,
 ) -> Stats:
-    """Publish the spec's config records (when `with_config`) then its events; returns counts."""
+    """Publish the spec's config records (when `with_config`) then its events; returns counts.
+
+    `clock` (ms): each event's timestamp is replaced by the clock's time when it is sent (never
+    decreasing); None keeps the generated timestamps (fixed dates)."""
     from attribution.kafka.client import producer
     from attribution.synth import config_records, events
 
@@ -96,9 +119,13 @@ async def simulate(
         pending: list[asyncio.Future[Any]] = []
         counts = stats.events
         started = time.perf_counter()
+        stamped = 0
         for t, key, value in events(spec):
             if bucket is not None:
                 await bucket.take()
+            if clock is not None:
+                stamped = max(stamped, clock())
+                value = {**value, "timestamp": stamped}
             pending.append(await p.send(names[t], key, dumps(value), HEADERS))
             counts[t] += 1
             if len(pending) >= batch:
@@ -136,6 +163,12 @@ async def simulate(
     help="Publish the pixels and line items first.",
 )
 @click.option(
+    "--fixed-date",
+    is_flag=True,
+    help="Keep the generated timestamps (from 2026-01-01 UTC): the same records on every run. "
+    "Default: stamp each event with the time it is published.",
+)
+@click.option(
     "--progress/--no-progress", default=None, help="Progress bar on stderr (default: when stderr is a terminal)."
 )
 def simulate_cmd(
@@ -146,13 +179,17 @@ def simulate_cmd(
     seed: int,
     rate: float | None,
     with_config: bool,
+    fixed_date: bool,
     progress: bool | None,
 ) -> None:
     """Publish synthetic ad traffic: impressions, clicks and conversions keyed by user_id.
 
     The config (pixels and line items covering every setting) goes first, unless --no-config. The
-    events are in timestamp order and the same for a given --events/--users/--seed; publishing
-    them again adds nothing (the worker drops conversions it has already seen by event_id).
+    events are in timestamp order and the same for a given --events/--users/--seed (ids, users,
+    pixels); publishing them again adds nothing (the worker drops conversions it has already seen
+    by event_id). Each event is stamped with the time it is published, so the traffic is live;
+    with --fixed-date it keeps the generated timestamps (from 2026-01-01 UTC, over three days),
+    byte for byte the same on every run.
     """
     from tqdm import tqdm
 
@@ -165,7 +202,8 @@ def simulate_cmd(
     settings = settings_from(broker, topic_prefix)
     total = n_events + (len(config_records(spec)) if with_config else 0)
     with tqdm(total=total, unit="rec", unit_scale=True, disable=_no_bar(progress), file=sys.stderr) as bar:
-        stats = call(simulate(settings, spec, rate=rate, with_config=with_config, bar=bar))
+        clock = None if fixed_date else wall_clock_ms
+        stats = call(simulate(settings, spec, rate=rate, with_config=with_config, bar=bar, clock=clock))
     click.echo(stats.summary())
 
 

@@ -33,6 +33,8 @@ from attribution.streaming.durability import ChangelogGuard
 from attribution.streaming.flow import Backpressure, pause_fetching, report_lag
 from attribution.streaming.processor import Processor
 from attribution.streaming.recovery import BatchedTableManager
+from attribution.streaming.report_agents import install as install_reports
+from attribution.streaming.reports import UPDATES_TOPIC
 from attribution.streaming.topics import INTERNAL_TOPICS, MAX_MESSAGE_BYTES, REKEY_TOPIC, TICK_TOPIC
 from attribution.streaming.tuning import FETCH_MAX_WAIT_MS, reactivate_buffered, shorten_fetch_wait
 
@@ -108,8 +110,12 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
         default=None,
         extra_topic_configs={"max.message.bytes": str(MAX_MESSAGE_BYTES)},
     )
-    app.sensors.add(ChangelogGuard([users.changelog_topic.get_topic_name()]))  # a failed state write stops the worker
     cache = ConfigCache(settings)
+    # Hourly conversion reports: their own agents and table, off the events agent's path (`reports`).
+    reports, report_table = install_reports(app, settings, cache)
+    # A failed state write stops the worker (and so does a lost report update: `reports`).
+    guarded = [users.changelog_topic.get_topic_name(), report_table.changelog_topic.get_topic_name()]
+    app.sensors.add(ChangelogGuard([*guarded, settings.topic(UPDATES_TOPIC)]))
     names = {settings.topic(t): t for t in (*EVENT_TOPICS, *CONFIG_TOPICS, *INTERNAL_TOPICS)}
     processor = Processor(settings, names, lambda: cache.config)
 
@@ -206,5 +212,11 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
                 else:
                     log.warning("config: %s offset %d accepted: %s", m.topic, m.offset, note.detail)
 
-    app.attribution = {"cache": cache, "users": users, "processor": processor, "outputs": outputs}  # type: ignore[attr-defined]
+    app.attribution = {  # type: ignore[attr-defined]
+        "cache": cache,
+        "users": users,
+        "processor": processor,
+        "outputs": outputs,
+        "reports": reports,
+    }
     return app

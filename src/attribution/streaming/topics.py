@@ -11,6 +11,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from attribution.contract import CONFIG_TOPICS, EVENT_TOPICS, OUTPUT_TOPICS
 from attribution.settings import Settings
+from attribution.streaming.reports import REPORT_TOPIC, UPDATES_TOPIC
 
 #: Internal topic carrying events whose key was not their user_id, re-keyed by user_id.
 REKEY_TOPIC = "rekeyed-events"
@@ -19,6 +20,9 @@ TICK_TOPIC = "event-time-ticks"
 INTERNAL_TOPICS = (REKEY_TOPIC, TICK_TOPIC)
 #: The app's changelogged tables (user state), co-partitioned with the inputs.
 TABLES = ("users",)
+#: The report topics: `report-updates` (internal, outcomes keyed by report row) is co-partitioned
+#: with the `reports` table's changelog; `conversion-reports` is the compacted output.
+REPORT_TABLES = ("reports",)
 
 #: `max.message.bytes` set explicitly on every topic the product creates, the users changelog
 #: included: Kafka's default (1 MiB plus the 12-byte log overhead), written down so that a broker
@@ -40,14 +44,16 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     specs = [TopicSpec(settings.topic(t), n) for t in (*EVENT_TOPICS, *INTERNAL_TOPICS)]
     specs += [TopicSpec(settings.topic(t), 1, compacted=True) for t in CONFIG_TOPICS]
     specs += [TopicSpec(settings.topic(t), n) for t in OUTPUT_TOPICS]
+    specs += [TopicSpec(settings.topic(UPDATES_TOPIC), n), TopicSpec(settings.topic(REPORT_TOPIC), n, compacted=True)]
     return specs
 
 
 def co_partitioned(settings: Settings) -> list[str]:
     """The topics that must all have `settings.partitions` partitions: the event topics, the
-    internal re-key and tick topics, and the tables' changelogs (named by Faust from the app id)."""
-    names = [settings.topic(t) for t in (*EVENT_TOPICS, *INTERNAL_TOPICS)]
-    return names + [f"{settings.app_id}-{table}-changelog" for table in TABLES]
+    internal re-key and tick topics, the tables' changelogs (named by Faust from the app id), and
+    the report updates with their table's changelog (a row's partition is computed from the count)."""
+    names = [settings.topic(t) for t in (*EVENT_TOPICS, *INTERNAL_TOPICS, UPDATES_TOPIC)]
+    return names + [f"{settings.app_id}-{table}-changelog" for table in (*TABLES, *REPORT_TABLES)]
 
 
 def partition_mismatch(settings: Settings, counts: Mapping[str, int]) -> str | None:

@@ -10,6 +10,7 @@
 | `attribution_assigned_partitions` | gauge | `topic` | input partitions assigned to this worker |
 | `attribution_config_records_total` | counter | `topic`, `kind` | unusual config records this worker's config agent handled: `restore` (a valid version re-published over an invalid record), `unknown_id` (a delete of an id that does not exist), `unknown_pixel` (a line item naming pixels that do not exist) |
 | `attribution_processing_seconds` | histogram | | time the events agent spends on one record (judging, sending, acknowledgements) |
+| `attribution_report_outcomes_total` | counter | `result` | outcomes the hourly report agents handled: `counted` (into its row), `duplicate` (counted before: nothing changed), `late` (its hour expired: not counted), `unreadable` (not an outcome record), `unremembered` (counted, but its row's shard was full: see docs/reliability.md) |
 | `attribution_state_forgotten_total` | counter | `part` | what a bound of users' state forgot on this worker: `dedup_ids` (the earliest of a user's 256), `touches` (over the caps per advertiser or per user), `counters` (repeat counters over 128 pixels), `expired_users` (states deleted once expired) |
 
 Figures are per worker, as Prometheus expects (sum them across workers). Counters count what was
@@ -79,6 +80,9 @@ class Metrics:
         #: part -> running total of what a state bound forgot; set by the app (the processor's `forgotten_counts`).
         self.forgotten: Callable[[], Mapping[str, int]] = dict
         r.register(_ForgottenCollector(self))
+        #: result -> running total of the report agents' outcomes; set by the app (`Reports.counts`).
+        self.report_outcomes: Callable[[], Mapping[str, int]] = dict
+        r.register(_ReportCollector(self))
 
         self.config_notes = Counter(
             "attribution_config_records",
@@ -128,6 +132,23 @@ class _ForgottenCollector(Collector):
         )
         for part, n in sorted(self.metrics.forgotten().items()):
             family.add_metric([part], n)
+        yield family
+
+
+class _ReportCollector(Collector):
+    """`attribution_report_outcomes_total`, read from the report agents' running totals."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "attribution_report_outcomes",
+            "Outcomes the hourly report agents of this worker handled, by result.",
+            labels=["result"],
+        )
+        for result, n in sorted(self.metrics.report_outcomes().items()):
+            family.add_metric([result], n)
         yield family
 
 

@@ -5,7 +5,7 @@ and the figures it keeps (`WorkerView`); it never imports the streaming package.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from importlib import resources
@@ -80,9 +80,11 @@ def register(
     cache: ConfigView,
     processor: WorkerView,
     internal_topics: Sequence[str] = (),
+    report_counts: Callable[[], Mapping[str, int]] = dict,
 ) -> WebRuntime:
     """Add the routes, the reporting feed (an app task) and the metrics sensor to `app`;
-    `internal_topics` are the worker's own topics (default names), counted on `/metrics` too."""
+    `internal_topics` are the worker's own topics (default names), counted on `/metrics` too;
+    `report_counts` reads the hourly report agents' running totals, by result."""
     window = OutcomeWindow(settings.stats_max_records)
     feed = OutcomeFeed(settings, window)
     reporting = Reporting(window, now_ms, feed.caught_up.is_set)
@@ -102,6 +104,7 @@ def register(
     app.sensors.add(sensor)
     refresh = refresher(sensor, lambda: app.consumer, processor.held_conversions, lambda: cache.counted)
     metrics.forgotten = processor.forgotten_counts
+    metrics.report_outcomes = report_counts
 
     def scrape() -> bytes:
         refresh()
