@@ -59,8 +59,8 @@ die() { log "ERROR: $*"; exit 1; }
 
 # The line decides the Maven project (which logging backend the jars need) and the logging config.
 case "$KAFKA_VERSION" in
-  3.9.*) POM="$REPO/kafka/pom-3.9.xml"; LOG4J_MAJOR=1 ;;
-  4.*) POM="$REPO/kafka/pom-4.xml"; LOG4J_MAJOR=2 ;;
+  3.9.*) POM="$REPO/kafka/pom-3.9.xml"; KAFKA_MAJOR=3 ;;
+  4.*) POM="$REPO/kafka/pom-4.xml"; KAFKA_MAJOR=4 ;;
   *) die "KAFKA_VERSION=$KAFKA_VERSION: only 3.9.x and 4.x are supported" ;;
 esac
 [[ "$KAFKA_VERSION" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "KAFKA_VERSION=$KAFKA_VERSION is not a release number like 4.4.0"
@@ -73,7 +73,7 @@ PID_FILE="$INST_DIR/pid"
 VERSION_FILE="$INST_DIR/version"
 SERVER_PROPS="$INST_DIR/server.properties"
 MARKER="$LIB_DIR/.complete"
-if ((LOG4J_MAJOR == 2)); then
+if ((KAFKA_MAJOR >= 4)); then
   # Log4j 2 (Kafka 4.x): -Dlog4j2.configurationFile=...
   LOG4J_PROPS="$INST_DIR/log4j2.properties"
   TOOLS_LOG4J_PROPS="$KAFKA_HOME_DIR/tools-log4j2.properties"
@@ -219,7 +219,16 @@ num.network.threads=2
 num.io.threads=4
 log.retention.hours=24
 EOF
-  if ((LOG4J_MAJOR == 2)); then write_log4j2_configs; else write_log4j1_configs; fi
+  if ((KAFKA_MAJOR >= 4)); then
+    cat >>"$SERVER_PROPS" <<EOF
+# Kafka 4.x: share-group state lives in a topic of 3 replicas by default; this is one node.
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+EOF
+    write_log4j2_configs
+  else
+    write_log4j1_configs
+  fi
 }
 
 write_log4j2_configs() {
