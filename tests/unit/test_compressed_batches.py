@@ -5,11 +5,14 @@ topic, partition, offset and codec, instead of a bare crash."""
 from __future__ import annotations
 
 import logging
+import tomllib
 from collections.abc import Iterator
 from importlib import import_module
+from pathlib import Path
 from typing import Any
 
 import aiokafka.codec
+import cramjam
 import pytest
 from aiokafka.consumer.fetcher import PartitionRecords
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
@@ -153,3 +156,10 @@ def test_installing_twice_wraps_the_record_iterator_once() -> None:
     wrapped = PartitionRecords.__next__
     assert decompression.install()
     assert PartitionRecords.__next__ is wrapped
+
+
+def test_the_codecs_are_installed_from_an_exactly_pinned_dependency() -> None:
+    with open(Path(__file__).resolve().parents[2] / "pyproject.toml", "rb") as f:
+        dependencies = tomllib.load(f)["project"]["dependencies"]
+    assert [d for d in dependencies if d.startswith("cramjam")] == [f"cramjam=={cramjam.__version__}"]
+    assert [aiokafka.codec.has_snappy(), aiokafka.codec.has_lz4(), aiokafka.codec.has_zstd()] == [True, True, True]
