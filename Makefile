@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast lint typecheck demo kafka-up kafka-down bench clean
+.PHONY: install test test-fast test-kafka test-kafka-3.9 lint typecheck demo kafka-up kafka-down bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -26,9 +26,17 @@ typecheck: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/pytest tests/unit tests/property tests/agents -q
 
-## The whole suite: lint, types, then every tier; starts a local broker if none is running.
+## The whole suite: lint, types, then every tier; starts a local broker (Kafka 4.4.0) if none is running.
 test: lint typecheck
 	bash scripts/test.sh
+
+## The integration tier against another Kafka version, on a broker of its own (port 9392):
+## `make test-kafka KAFKA_VERSION=4.3.1`; `make test-kafka-3.9` runs it against 3.9.1.
+test-kafka: $(STAMP)
+	bash scripts/test-kafka.sh $(or $(KAFKA_VERSION),4.4.0)
+
+test-kafka-3.9: $(STAMP)
+	bash scripts/test-kafka.sh 3.9.1
 
 kafka-up:
 	bash scripts/kafka.sh up

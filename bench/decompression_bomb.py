@@ -1,6 +1,6 @@
-"""The memory a gzip decompression bomb costs the worker, with and without the guard.
+"""The memory a decompression bomb costs the worker, with and without the guard.
 
-    python -m bench.decompression_bomb            # prints a table (and JSON lines)
+    python -m bench.decompression_bomb            # prints JSON lines: gzip, then snappy, lz4, zstd
 
 A batch of one conversion record padded with spaces (valid JSON, highly compressible) is gzip'd
 to about 300 KB, the size a broker accepts without complaint. Each measurement runs in a fresh
@@ -8,8 +8,11 @@ process: read the batch bytes, then decode the batch as the consumer does (aioka
 `MemoryRecords`) and hand each record to `Processor.handle`, as the events agent would. Reported:
 VmRSS before, and the peak (VmHWM) after, in MB, and the record's dead-letter code.
 
-Also: the cost of the guard on an ordinary gzip batch (500 events of about 250 bytes), per batch,
-guarded and not, and of the header check `Processor.handle` makes on every record.
+The snappy, lz4 and zstd bombs decode to the same size as the gzip one (their compressed sizes
+differ); the guard refuses them as undecodable batches past its 32 MiB budget.
+
+Also: the cost of the guard on an ordinary batch of each codec (500 events of about 250 bytes), per
+batch, guarded and not, and of the header check `Processor.handle` makes on every record.
 """
 
 from __future__ import annotations
@@ -21,11 +24,13 @@ import sys
 import tempfile
 import time
 import timeit
+from importlib import import_module
 
 import orjson
 
 RECORD = {"event_id": "v-1", "pixel_id": 1, "user_id": "u-1", "timestamp": 1_767_225_600_000}
 TARGET_COMPRESSED = 300_000
+CODECS = {"gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 
 
 def _status(field: str) -> int:
@@ -36,12 +41,12 @@ def _status(field: str) -> int:
     return 0
 
 
-def _build(records: list[tuple[bytes, bytes]]) -> bytes:
+def _build(records: list[tuple[bytes, bytes]], codec: str = "gzip") -> bytes:
     from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
     builder = DefaultRecordBatchBuilder(
         magic=2,
-        compression_type=1,
+        compression_type=CODECS[codec],
         is_transactional=False,
         producer_id=-1,
         producer_epoch=-1,
@@ -53,14 +58,15 @@ def _build(records: list[tuple[bytes, bytes]]) -> bytes:
     return bytes(builder.build())
 
 
-def make_bomb(path: str) -> dict[str, int]:
-    """Write a gzip batch of about TARGET_COMPRESSED bytes; deflate tops out near 1030:1."""
+def make_bomb(path: str, codec: str = "gzip") -> dict[str, object]:
+    """Write a batch decoding to what a gzip batch of about TARGET_COMPRESSED bytes decodes to
+    (deflate tops out near 1030:1)."""
     padding = TARGET_COMPRESSED * 1030
     value = orjson.dumps(RECORD) + b" " * padding
-    raw = _build([(b"u-1", value)])
+    raw = _build([(b"u-1", value)], codec)
     with open(path, "wb") as f:
         f.write(raw)
-    return {"compressed_bytes": len(raw), "decoded_bytes": len(value)}
+    return {"codec": codec, "compressed_bytes": len(raw), "decoded_bytes": len(value)}
 
 
 def measure(path: str, guarded: bool) -> dict[str, object]:
@@ -83,10 +89,13 @@ def measure(path: str, guarded: bool) -> dict[str, object]:
     codes = []
     batch = MemoryRecords(raw).next_batch()
     assert batch is not None
-    for r in batch:
-        result = processor.handle("conversions", r.key, r.value, 0, r.offset, list(r.headers), lambda k: None)
-        codes += [orjson.loads(v)["error"]["code"] for t, _, v in result.sends if t == "dead-letters"]
-        del r, result
+    try:
+        for r in batch:
+            result = processor.handle("conversions", r.key, r.value, 0, r.offset, list(r.headers), lambda k: None)
+            codes += [orjson.loads(v)["error"]["code"] for t, _, v in result.sends if t == "dead-letters"]
+            del r, result
+    except decompression.UndecodableBatch as exc:
+        codes.append(f"undecodable batch ({exc})")
     elapsed = time.perf_counter() - start
     return {
         "guarded": guarded,
@@ -97,8 +106,8 @@ def measure(path: str, guarded: bool) -> dict[str, object]:
     }
 
 
-def ordinary_batch_cost() -> dict[str, float]:
-    """µs to decode one ordinary gzip batch (500 events), with and without the guard."""
+def ordinary_batch_cost(codec: str = "gzip") -> dict[str, object]:
+    """µs to decode one ordinary batch of a codec (500 events), with and without the guard."""
     from aiokafka.record.memory_records import MemoryRecords
 
     from attribution.contract import reject_oversized
@@ -107,7 +116,7 @@ def ordinary_batch_cost() -> dict[str, float]:
     events = [
         (f"u-{i}".encode(), orjson.dumps({**RECORD, "event_id": f"v-{i}", "user_id": f"u-{i}"})) for i in range(500)
     ]
-    raw = _build(events)
+    raw = _build(events, codec)
 
     def decode() -> None:
         batch = MemoryRecords(raw).next_batch()
@@ -115,11 +124,18 @@ def ordinary_batch_cost() -> dict[str, float]:
         for r in batch:
             r.value  # noqa: B018 - materialise it, as the consumer does
 
+    modules = [import_module(name) for name in decompression._MODULES]
+    saved = [(m, attr, getattr(m, attr)) for m in modules for attr in decompression.DECODERS]
     plain = min(timeit.repeat(decode, number=200, repeat=5)) / 200
     assert decompression.install()
-    guarded = min(timeit.repeat(decode, number=200, repeat=5)) / 200
+    try:
+        guarded = min(timeit.repeat(decode, number=200, repeat=5)) / 200
+    finally:  # the next codec's unguarded figure must be unguarded
+        for module, attr, original in saved:
+            setattr(module, attr, original)
     check = min(timeit.repeat(lambda: reject_oversized(None), number=1_000_000, repeat=5)) / 1_000_000
     return {
+        "codec": codec,
         "batch_bytes": len(raw),
         "unguarded_us_per_batch": round(plain * 1e6, 1),
         "guarded_us_per_batch": round(guarded * 1e6, 1),
@@ -131,19 +147,21 @@ def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "--measure":
         print(json.dumps(measure(sys.argv[2], sys.argv[3] == "guarded")))
         return
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "bomb.batch")
-        sizes = make_bomb(path)
-        print(json.dumps(sizes))
-        for mode in ("unguarded", "guarded"):
-            out = subprocess.run(
-                [sys.executable, "-m", "bench.decompression_bomb", "--measure", path, mode],
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout
-            print(out.strip())
-    print(json.dumps(ordinary_batch_cost()))
+    for codec in CODECS:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "bomb.batch")
+            sizes = make_bomb(path, codec)
+            print(json.dumps(sizes))
+            for mode in ("unguarded", "guarded"):
+                out = subprocess.run(
+                    [sys.executable, "-m", "bench.decompression_bomb", "--measure", path, mode],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout
+                print(out.strip())
+    for codec in CODECS:
+        print(json.dumps(ordinary_batch_cost(codec)))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Local single-node Apache Kafka (KRaft, broker+controller) without Docker.
 #
-# Jars come from Maven Central via kafka/pom.xml (needs `mvn` + Java 17).
+# Jars come from Maven Central (needs `mvn` + Java 17): kafka/pom-4.xml for Kafka 4.x (logging through
+# Log4j 2), kafka/pom-3.9.xml for 3.9.x (logging through reload4j). Each version's jars live in a
+# directory of their own, so brokers of both lines can run side by side.
 #
 # Usage: scripts/kafka.sh {up|down|stop|status|fetch}
 #   up      fetch jars if needed, format storage, start broker, wait until it
@@ -9,17 +11,18 @@
 #   down    stop the broker (TERM, KILL after 15s), delete its data and pid
 #   stop    stop the broker but keep its data (restart: KAFKA_KEEP_DATA=1 up)
 #   status  exit 0 if a Kafka broker answers on 127.0.0.1:$KAFKA_PORT
-#   fetch   only download/copy the jars into $KAFKA_HOME_DIR/lib
+#   fetch   only download the jars of $KAFKA_VERSION into $KAFKA_HOME_DIR/lib-<version>
 #
 # Environment:
 #   KAFKA_PORT             client (PLAINTEXT) port, default 9092
 #   KAFKA_CONTROLLER_PORT  KRaft controller port, default KAFKA_PORT+1000
 #   KAFKA_HOME_DIR         default <repo>/.kafka (gitignored). Layout:
-#                            lib/                 jars (shared by all ports)
+#                            lib-<version>/       jars of one Kafka version (shared by all ports)
 #                            broker-<port>/       one dir per broker instance:
-#                              server.properties log4j.properties pid
+#                              server.properties log4j[2].properties pid version
 #                              data/ logs/server.log logs/stdout.log
-#   KAFKA_VERSION          Kafka version(s) to try, default "3.9.1 3.9.0"
+#   KAFKA_VERSION          Kafka version, default 4.4.0 (tested: 4.4.0 and 3.9.1; any 3.9.x or 4.x
+#                          that Maven Central serves should work)
 #   KAFKA_HEAP_OPTS        default "-Xmx512m -Xms256m"
 #   KAFKA_JVM_OPTS         extra JVM flags for the broker (appended)
 #   KAFKA_START_TIMEOUT    seconds to wait for readiness, default 90
@@ -31,12 +34,11 @@ set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$SCRIPT_DIR/.." && pwd)"
-POM="$REPO/kafka/pom.xml"
 
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1000))}"
 KAFKA_HOME_DIR="${KAFKA_HOME_DIR:-$REPO/.kafka}"
-KAFKA_VERSIONS="${KAFKA_VERSION:-3.9.1 3.9.0}"
+KAFKA_VERSION="${KAFKA_VERSION:-4.4.0}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xmx512m -Xms256m}"
 KAFKA_JVM_OPTS="${KAFKA_JVM_OPTS:-}"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
@@ -52,18 +54,36 @@ else
 fi
 PYTHON="${PYTHON:-$(command -v python3 || command -v python || true)}"
 
-LIB_DIR="$KAFKA_HOME_DIR/lib"
+log() { echo "[kafka.sh] $*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# The line decides the Maven project (which logging backend the jars need) and the logging config.
+case "$KAFKA_VERSION" in
+  3.9.*) POM="$REPO/kafka/pom-3.9.xml"; KAFKA_MAJOR=3 ;;
+  4.*) POM="$REPO/kafka/pom-4.xml"; KAFKA_MAJOR=4 ;;
+  *) die "KAFKA_VERSION=$KAFKA_VERSION: only 3.9.x and 4.x are supported" ;;
+esac
+[[ "$KAFKA_VERSION" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "KAFKA_VERSION=$KAFKA_VERSION is not a release number like 4.4.0"
+
+LIB_DIR="$KAFKA_HOME_DIR/lib-$KAFKA_VERSION"
 INST_DIR="$KAFKA_HOME_DIR/broker-$KAFKA_PORT"
 DATA_DIR="$INST_DIR/data"
 LOG_DIR="$INST_DIR/logs"
 PID_FILE="$INST_DIR/pid"
+VERSION_FILE="$INST_DIR/version"
 SERVER_PROPS="$INST_DIR/server.properties"
-LOG4J_PROPS="$INST_DIR/log4j.properties"
-TOOLS_LOG4J_PROPS="$KAFKA_HOME_DIR/tools-log4j.properties"
 MARKER="$LIB_DIR/.complete"
-
-log() { echo "[kafka.sh] $*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+if ((KAFKA_MAJOR >= 4)); then
+  # Log4j 2 (Kafka 4.x): -Dlog4j2.configurationFile=...
+  LOG4J_PROPS="$INST_DIR/log4j2.properties"
+  TOOLS_LOG4J_PROPS="$KAFKA_HOME_DIR/tools-log4j2.properties"
+  log4j_flag() { echo "-Dlog4j2.configurationFile=file:$1"; }
+else
+  # reload4j, the log4j 1.x API (Kafka 3.9.x): -Dlog4j.configuration=...
+  LOG4J_PROPS="$INST_DIR/log4j.properties"
+  TOOLS_LOG4J_PROPS="$KAFKA_HOME_DIR/tools-log4j.properties"
+  log4j_flag() { echo "-Dlog4j.configuration=file:$1"; }
+fi
 
 need_tools() {
   [[ -n "$JAVA" && -x "$JAVA" ]] || die "java not found (set JAVA_HOME)"
@@ -84,8 +104,9 @@ except OSError:
 try:
     s.settimeout(2.0)
     cid = b"kafka.sh-probe"
-    # Metadata v1 request, empty topic list (= no topics, just brokers)
-    body = struct.pack(">hhih", 3, 1, 4242, len(cid)) + cid + struct.pack(">i", 0)
+    # Metadata v4 request (the oldest version Kafka 4.x still accepts; 3.x accepts it too):
+    # empty topic list (= no topics, just brokers), allow_auto_topic_creation=false
+    body = struct.pack(">hhih", 3, 4, 4242, len(cid)) + cid + struct.pack(">ib", 0, 0)
     s.sendall(struct.pack(">i", len(body)) + body)
     def recv(n):
         buf = b""
@@ -96,10 +117,10 @@ try:
             buf += chunk
         return buf
     (size,) = struct.unpack(">i", recv(4))
-    if size < 8 or size > 10_000_000:
+    if size < 12 or size > 10_000_000:
         sys.exit(2)
     data = recv(size)
-    corr, nbrokers = struct.unpack_from(">ii", data, 0)
+    corr, _throttle_ms, nbrokers = struct.unpack_from(">iii", data, 0)
     sys.exit(0 if corr == 4242 and nbrokers >= 1 else 2)
 except (OSError, EOFError, struct.error):
     sys.exit(2)
@@ -109,6 +130,13 @@ PY
 }
 
 broker_ready() { probe "$HOST" "$KAFKA_PORT" >/dev/null 2>&1; }
+
+# ", Kafka X" when this script started the broker on this port (its instance dir records the version)
+running_version_note() {
+  if live_pid >/dev/null && [[ -f "$VERSION_FILE" ]]; then
+    echo ", Kafka $(cat "$VERSION_FILE")"
+  fi
+}
 
 # pid from the pid file if that process is alive and is a Kafka broker
 live_pid() {
@@ -121,7 +149,7 @@ live_pid() {
   echo "$pid"
 }
 
-pom_digest() { { sha256sum "$POM" | cut -d' ' -f1; echo "$KAFKA_VERSIONS"; } | sha256sum | cut -d' ' -f1; }
+pom_digest() { { sha256sum "$POM" | cut -d' ' -f1; echo "$KAFKA_VERSION"; } | sha256sum | cut -d' ' -f1; }
 
 fetch() {
   need_tools
@@ -137,33 +165,30 @@ fetch() {
     exec 9>&-
     return 0
   fi
-  local tmp v mode ok=""
+  local tmp mode ok=""
   tmp="$(mktemp -d "$KAFKA_HOME_DIR/lib.tmp.XXXXXX")"
-  for v in $KAFKA_VERSIONS; do
-    # Offline first (fast, no network once ~/.m2 is warm), then online.
-    for mode in -o ""; do
-      rm -rf "$tmp" && mkdir -p "$tmp"
-      if [[ -z "$mode" ]]; then log "fetching kafka_2.13:$v and dependencies from Maven Central ..."; fi
-      if JAVA_HOME="${JAVA_HOME:-}" mvn -B -q $mode -f "$POM" \
-           -Dkafka.version="$v" \
-           dependency:copy-dependencies -DincludeScope=runtime \
-           -DoutputDirectory="$tmp" >"$KAFKA_HOME_DIR/fetch.log" 2>&1 \
-         && [[ -f "$tmp/kafka_2.13-$v.jar" ]]; then
-        ok="$v"; break 2
-      fi
-    done
-    log "kafka $v not resolvable (see $KAFKA_HOME_DIR/fetch.log)"
+  # Offline first (fast, no network once ~/.m2 is warm), then online.
+  for mode in -o ""; do
+    rm -rf "$tmp" && mkdir -p "$tmp"
+    if [[ -z "$mode" ]]; then log "fetching kafka_2.13:$KAFKA_VERSION and dependencies from Maven Central ..."; fi
+    if JAVA_HOME="${JAVA_HOME:-}" mvn -B -q $mode -f "$POM" \
+         -Dkafka.version="$KAFKA_VERSION" \
+         dependency:copy-dependencies -DincludeScope=runtime \
+         -DoutputDirectory="$tmp" >"$KAFKA_HOME_DIR/fetch.log" 2>&1 \
+       && [[ -f "$tmp/kafka_2.13-$KAFKA_VERSION.jar" ]]; then
+      ok=1; break
+    fi
   done
   if [[ -z "$ok" ]]; then
     rm -rf "$tmp"
     tail -n 40 "$KAFKA_HOME_DIR/fetch.log" >&2 || true
-    die "could not fetch any of: $KAFKA_VERSIONS"
+    die "could not fetch kafka_2.13:$KAFKA_VERSION (see $KAFKA_HOME_DIR/fetch.log)"
   fi
-  printf '%s\n%s\n' "$digest" "$ok" >"$tmp/.complete"
+  printf '%s\n%s\n' "$digest" "$KAFKA_VERSION" >"$tmp/.complete"
   rm -rf "$LIB_DIR"
   mv "$tmp" "$LIB_DIR"
   exec 9>&-
-  log "kafka $ok jars in $LIB_DIR ($(ls "$LIB_DIR"/*.jar | wc -l) jars)"
+  log "kafka $KAFKA_VERSION jars in $LIB_DIR ($(ls "$LIB_DIR"/*.jar | wc -l) jars)"
 }
 
 write_configs() {
@@ -194,6 +219,52 @@ num.network.threads=2
 num.io.threads=4
 log.retention.hours=24
 EOF
+  if ((KAFKA_MAJOR >= 4)); then
+    cat >>"$SERVER_PROPS" <<EOF
+# Kafka 4.x: share-group state lives in a topic of 3 replicas by default; this is one node.
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+EOF
+    write_log4j2_configs
+  else
+    write_log4j1_configs
+  fi
+}
+
+write_log4j2_configs() {
+  cat >"$LOG4J_PROPS" <<EOF
+# Log4j 2 config (Kafka 4.x), passed as -Dlog4j2.configurationFile=file:...
+status = warn
+appender.file.type = RollingFile
+appender.file.name = file
+appender.file.fileName = $LOG_DIR/server.log
+appender.file.filePattern = $LOG_DIR/server.log.%i
+appender.file.append = false
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+appender.file.policies.type = Policies
+appender.file.policies.size.type = SizeBasedTriggeringPolicy
+appender.file.policies.size.size = 50MB
+appender.file.strategy.type = DefaultRolloverStrategy
+appender.file.strategy.max = 2
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = file
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+EOF
+  cat >"$TOOLS_LOG4J_PROPS" <<'EOF'
+status = warn
+appender.stderr.type = Console
+appender.stderr.name = stderr
+appender.stderr.target = SYSTEM_ERR
+appender.stderr.layout.type = PatternLayout
+appender.stderr.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = WARN
+rootLogger.appenderRef.stderr.ref = stderr
+EOF
+}
+
+write_log4j1_configs() {
   cat >"$LOG4J_PROPS" <<EOF
 # reload4j (log4j 1.x API) config, passed as -Dlog4j.configuration=file:...
 log4j.rootLogger=INFO, file
@@ -288,7 +359,7 @@ cmd_up() {
   need_tools
   lock_instance
   if broker_ready; then
-    log "a Kafka broker already answers on $HOST:$KAFKA_PORT"
+    log "a Kafka broker already answers on $HOST:$KAFKA_PORT$(running_version_note)"
     return 0
   fi
   local pid rc
@@ -311,14 +382,19 @@ cmd_up() {
     log "removing stale data dir $DATA_DIR (set KAFKA_KEEP_DATA=1 to keep it)"
     rm -rf "$DATA_DIR"
   fi
+  # Data written by another Kafka version is not ours to migrate: say so instead of guessing.
+  if [[ -d "$DATA_DIR" && -f "$VERSION_FILE" && "$(cat "$VERSION_FILE")" != "$KAFKA_VERSION" ]]; then
+    die "$DATA_DIR holds data of Kafka $(cat "$VERSION_FILE"), not $KAFKA_VERSION: run without KAFKA_KEEP_DATA=1 (or \`down\`) first"
+  fi
 
   fetch
   write_configs
+  echo "$KAFKA_VERSION" >"$VERSION_FILE"
 
   if [[ ! -f "$DATA_DIR/meta.properties" ]]; then
     local cid
     cid="$(random_cluster_id)"
-    if ! "$JAVA" -Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -cp "$LIB_DIR/*" -Dlog4j.configuration="file:$TOOLS_LOG4J_PROPS" \
+    if ! "$JAVA" -Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -cp "$LIB_DIR/*" "$(log4j_flag "$TOOLS_LOG4J_PROPS")" \
          kafka.tools.StorageTool format -t "$cid" -c "$SERVER_PROPS" --ignore-formatted \
          >"$LOG_DIR/format.log" 2>&1; then
       cat "$LOG_DIR/format.log" >&2
@@ -334,7 +410,7 @@ cmd_up() {
     "$JAVA" $KAFKA_HEAP_OPTS \
     -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
     -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
-    -Dlog4j.configuration="file:$LOG4J_PROPS" -Dkafka.logs.dir="$LOG_DIR" \
+    "$(log4j_flag "$LOG4J_PROPS")" -Dkafka.logs.dir="$LOG_DIR" \
     $KAFKA_JVM_OPTS \
     -cp "$LIB_DIR/*" kafka.Kafka "$SERVER_PROPS" \
     >"$LOG_DIR/stdout.log" 2>&1 </dev/null 8>&- 9>&- &
@@ -345,9 +421,9 @@ cmd_up() {
   done
   pid="$(cat "$PID_FILE" 2>/dev/null || true)"
   [[ "$pid" =~ ^[0-9]+$ ]] || die "failed to launch broker (no pid)"
-  log "started broker pid $pid on $HOST:$KAFKA_PORT (controller $KAFKA_CONTROLLER_PORT), waiting ..."
+  log "started Kafka $KAFKA_VERSION broker pid $pid on $HOST:$KAFKA_PORT (controller $KAFKA_CONTROLLER_PORT), waiting ..."
   wait_ready "$pid" || exit 1
-  log "Kafka ready on $HOST:$KAFKA_PORT (pid $pid, logs: $LOG_DIR/server.log)"
+  log "Kafka $KAFKA_VERSION ready on $HOST:$KAFKA_PORT (pid $pid, logs: $LOG_DIR/server.log)"
 }
 
 cmd_stop() {
@@ -375,7 +451,7 @@ cmd_down() {
     fi
   fi
   rm -rf "$DATA_DIR"
-  rm -f "$PID_FILE"
+  rm -f "$PID_FILE" "$VERSION_FILE"
 }
 
 cmd_status() {
@@ -383,7 +459,7 @@ cmd_status() {
   if broker_ready; then
     local pid
     pid="$(live_pid || echo '?')"
-    echo "Kafka up on $HOST:$KAFKA_PORT (pid $pid)"
+    echo "Kafka up on $HOST:$KAFKA_PORT (pid $pid)$(running_version_note)"
     return 0
   fi
   echo "Kafka not answering on $HOST:$KAFKA_PORT"

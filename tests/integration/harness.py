@@ -119,7 +119,10 @@ class Pipeline:
         subprocess.run([ATTRIBUTION, "topics", "create"], env=self.env, check=True, capture_output=True, timeout=60)
 
     # -- workers ---------------------------------------------------------------------------
-    def start_worker(self, name: str = "w0", env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def start_worker(
+        self, name: str = "w0", env: dict[str, str] | None = None, command: list[str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """An `attribution worker` process (or `command` in its place, with the same environment)."""
         data = self.tmp / name
         data.mkdir(parents=True, exist_ok=True)
         self.web_ports[name] = free_port()
@@ -130,7 +133,7 @@ class Pipeline:
             **(env or {}),
         }
         log = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen([ATTRIBUTION, "worker", "-l", "info"], env=env, stdout=log, stderr=log)
+        proc = subprocess.Popen(command or [ATTRIBUTION, "worker", "-l", "info"], env=env, stdout=log, stderr=log)
         self.workers.append(proc)
         return proc
 
@@ -169,11 +172,14 @@ class Pipeline:
         return path.read_text(errors="replace") if path.exists() else ""
 
     # -- records ---------------------------------------------------------------------------
-    def produce(self, entries: Iterable[dict[str, Any]]) -> int:
-        return asyncio.run(self._produce(list(entries)))
+    def produce(self, entries: Iterable[dict[str, Any]], compression_type: str | None = None) -> int:
+        """Produce entries in order; in batches compressed with `compression_type` if given."""
+        return asyncio.run(self._produce(list(entries), compression_type))
 
-    async def _produce(self, entries: list[dict[str, Any]]) -> int:
-        producer = AIOKafkaProducer(bootstrap_servers=self.broker, acks="all", linger_ms=5)
+    async def _produce(self, entries: list[dict[str, Any]], compression_type: str | None = None) -> int:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.broker, acks="all", linger_ms=5, compression_type=compression_type
+        )
         await producer.start()
         try:
             futures = []

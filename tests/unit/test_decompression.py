@@ -43,13 +43,20 @@ def fast() -> Iterator[None]:
 
 
 def _installed() -> Iterator[None]:
-    saved = [(m, m.gzip_decode) for m in map(import_module, decompression._MODULES)]
+    """Install the guard for one test, then put back every decoder and iterator it replaced."""
+    records = import_module("aiokafka.consumer.fetcher").PartitionRecords
+    saved = [
+        (m, name, getattr(m, name))
+        for m in map(import_module, decompression._MODULES)
+        for name in decompression.DECODERS
+    ]
+    saved.append((records, "__next__", records.__next__))
     assert decompression.install()
     try:
         yield
     finally:
-        for module, original in saved:
-            module.gzip_decode = original
+        for owner, name, original in saved:
+            setattr(owner, name, original)
 
 
 def batch(records: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]) -> bytes:
@@ -79,9 +86,12 @@ def test_the_guard_is_installed_on_this_aiokafka_version() -> None:
 
 def test_on_another_aiokafka_version_nothing_is_patched(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(aiokafka, "__version__", "0.15.0")
-    before = [m.gzip_decode for m in map(import_module, decompression._MODULES)]
+    records = import_module("aiokafka.consumer.fetcher").PartitionRecords
+    before = [getattr(m, n) for m in map(import_module, decompression._MODULES) for n in decompression.DECODERS]
+    iterate = records.__next__
     assert not decompression.install()
-    assert [m.gzip_decode for m in map(import_module, decompression._MODULES)] == before
+    assert [getattr(m, n) for m in map(import_module, decompression._MODULES) for n in decompression.DECODERS] == before
+    assert records.__next__ is iterate
 
 
 def test_ordinary_records_read_exactly_as_without_the_guard(guarded: None) -> None:

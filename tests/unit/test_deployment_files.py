@@ -27,7 +27,7 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
-KAFKA_IMAGE = "apache/kafka:3.9.1"
+KAFKA_IMAGE = "apache/kafka:4.4.0"
 APP_SERVICES = ("topics", "worker", "simulator")
 KNOWN_ENV = {*_VARS.values(), "KAFKA_BROKER"}
 
@@ -152,6 +152,17 @@ def test_the_single_broker_needs_no_replicas_for_its_internal_topics_and_no_reba
     assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "1"
     assert env["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == "1"
     assert env["KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS"] == "0"
+    # Kafka 4.x: share-group state would wait forever for 3 replicas on one node.
+    assert env["KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR"] == "1"
+    assert env["KAFKA_SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR"] == "1"
+
+
+def test_the_broker_image_runs_the_kafka_version_the_local_broker_runs_by_default() -> None:
+    script = (ROOT / "scripts" / "kafka.sh").read_text("utf-8")
+    default = re.search(r'KAFKA_VERSION="\$\{KAFKA_VERSION:-([0-9.]+)\}"', script)
+    assert default is not None
+    assert _service("kafka")["image"] == f"apache/kafka:{default[1]}"
+    assert default[1].startswith("4.")
 
 
 def test_the_broker_has_a_healthcheck_that_asks_kafka_itself() -> None:

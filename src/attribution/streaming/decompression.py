@@ -1,4 +1,4 @@
-"""Bounded gzip decompression of Kafka record batches: a guard against decompression bombs.
+"""Bounded decompression of Kafka record batches, and a loud stop on a batch that cannot be decoded.
 
 Why: Kafka checks the *compressed* size of a batch only. aiokafka 0.14 inflates a gzip batch whole
 (`aiokafka.codec.gzip_decode`, then a `bytearray` copy) before it looks at a single record, and
@@ -22,15 +22,33 @@ one that bounds what it inflates:
 
 So a batch costs at most `FAST_LIMIT`, or `BATCH_LIMIT` plus a stub per record (about 8 KiB),
 whatever its ratio (BENCHMARKS.md, "Decompression bombs", measures the peak memory of a bomb).
-Uncompressed batches and the other codecs are untouched (snappy, lz4 and zstd need `cramjam`,
-which is not installed: aiokafka refuses such batches). `install()` checks the aiokafka version
-and patches nothing on another one (a unit test fails then, so the patch is reviewed).
+
+snappy, lz4 and zstd (decoded by `cramjam`, a pinned dependency) are bounded too, without stubs:
+cramjam has no step-by-step decoder, so a batch is decoded into a buffer of `FAST_LIMIT` bytes
+(one per consumer thread, reused), then, if it does not fit, of `BATCH_LIMIT` bytes; snappy's
+blocks declare their decoded size and are checked before they are decoded. A batch that decodes
+past `BATCH_LIMIT` is *undecodable*, like a batch of a codec that is not installed, a corrupt one,
+or one of an unknown codec.
+
+An undecodable batch stops the worker: aiokafka would raise a bare error naming the codec at best
+("Libraries for lz4 compression codec not found") and Faust would crash on it. `install()` wraps
+aiokafka's per-partition record iterator so that the error, `UndecodableBatchError`, names the
+topic, partition, offset and codec, and is logged at CRITICAL level; the worker then exits
+non-zero. Nothing at or past that offset was handed to the stream, so nothing past it is committed:
+once the cause is fixed (the codec installed) a restarted worker reads the batch again. Skipping it
+instead would lose its records silently; it stays an operator's decision (docs/reliability.md).
+
+`install()` checks the aiokafka version and patches nothing on another one (a unit test fails then,
+so the patch is reviewed). No upstream issue covers either problem that we know of.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import threading
 import zlib
+from collections.abc import Callable
 from importlib import import_module
 from typing import Any
 
@@ -54,6 +72,32 @@ _KEY_KEEP = 4096
 _STUB_SIZE = 2 * 4096 + 64
 
 _MODULES = ("aiokafka.record._crecords.default_records", "aiokafka.record.default_records")
+
+
+class UndecodableBatch(Exception):
+    """A batch one of our decoders could not decode (its codec and why); the record iterator
+    turns it into an `UndecodableBatchError` that says where the batch is."""
+
+    def __init__(self, codec: str, reason: str) -> None:
+        super().__init__(f"{codec}: {reason}")
+        self.codec = codec
+        self.reason = reason
+
+
+class UndecodableBatchError(RuntimeError):
+    """A record batch of `topic`/`partition` at `offset` that the consumer cannot decode: the
+    worker stops on it (module doc). Not a Kafka error, so no client retries it."""
+
+    def __init__(self, topic: str, partition: int, offset: int, codec: str, reason: str) -> None:
+        super().__init__(
+            f"cannot decode the record batch of topic {topic!r} partition {partition} at offset {offset} "
+            f"(codec {codec}): {reason}; nothing at or past this offset is processed or committed"
+        )
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.codec = codec
+        self.reason = reason
 
 
 class _Inflater:
@@ -174,17 +218,161 @@ def bounded_gzip_records(payload: Any) -> bytes:
     return bytes(out)
 
 
+def guarded_gzip_records(payload: Any) -> bytes:
+    """`bounded_gzip_records`, with a stream it cannot read reported as an `UndecodableBatch`."""
+    try:
+        return bounded_gzip_records(payload)
+    except (zlib.error, EOFError, ValueError) as exc:
+        raise UndecodableBatch("gzip", str(exc) or type(exc).__name__) from exc
+
+
+_buffers = threading.local()
+
+
+def _fast_buffer() -> bytearray:
+    """This thread's `FAST_LIMIT` decode buffer (allocated on first use, then reused)."""
+    buf: bytearray | None = getattr(_buffers, "fast", None)
+    if buf is None or len(buf) != FAST_LIMIT:
+        buf = _buffers.fast = bytearray(FAST_LIMIT)
+    return buf
+
+
+def _bounded_into(codec: str, decode_into: Callable[[Any, Any], int], payload: Any) -> bytes:
+    """Decode a whole-buffer codec (lz4, zstd) into at most `BATCH_LIMIT` bytes."""
+    error: Exception | None = None
+    for buffer in (_fast_buffer(), None):
+        buf = buffer if buffer is not None else bytearray(BATCH_LIMIT)
+        try:
+            n = decode_into(payload, buf)
+        except Exception as exc:  # cramjam raises its own DecompressionError, also for a full buffer
+            error = exc
+            continue
+        return bytes(memoryview(buf)[:n])
+    assert error is not None
+    if "whole buffer" in str(error):  # the buffer filled up before the stream ended
+        raise UndecodableBatch(codec, f"it decodes to more than {BATCH_LIMIT} bytes") from error
+    raise UndecodableBatch(codec, str(error) or type(error).__name__) from error
+
+
+def _cramjam() -> Any:
+    try:
+        import cramjam
+    except ImportError:  # aiokafka checks for it before it calls a decoder; this is a second guard
+        return None
+    return cramjam
+
+
+def bounded_lz4_records(payload: Any) -> bytes:
+    """The records of an lz4 (frame) batch, decoded into at most `BATCH_LIMIT` bytes."""
+    cramjam = _cramjam()
+    if cramjam is None:
+        raise UndecodableBatch("lz4", "the lz4 codec (cramjam) is not installed")
+    return _bounded_into("lz4", cramjam.lz4.decompress_into, bytes(payload))
+
+
+def bounded_zstd_records(payload: Any) -> bytes:
+    """The records of a zstd batch, decoded into at most `BATCH_LIMIT` bytes."""
+    cramjam = _cramjam()
+    if cramjam is None:
+        raise UndecodableBatch("zstd", "the zstd codec (cramjam) is not installed")
+    return _bounded_into("zstd", cramjam.zstd.decompress_into, bytes(payload))
+
+
+_XERIAL_HEADER = b"\x82SNAPPY\x00"
+
+
+def bounded_snappy_records(payload: Any) -> bytes:
+    """The records of a snappy batch (xerial blocks, as Java producers write, or one raw block),
+    each block's declared size checked against `BATCH_LIMIT` before it is decoded."""
+    cramjam = _cramjam()
+    if cramjam is None:
+        raise UndecodableBatch("snappy", "the snappy codec (cramjam) is not installed")
+    data = memoryview(bytes(payload))
+    blocks: list[memoryview] = []
+    if len(data) > 16 and bytes(data[:8]) == _XERIAL_HEADER:
+        pos = 16
+        while pos < len(data):
+            if pos + 4 > len(data):
+                raise UndecodableBatch("snappy", "a block length is cut short")
+            size = int.from_bytes(data[pos : pos + 4], "big", signed=True)
+            if size < 0 or pos + 4 + size > len(data):
+                raise UndecodableBatch("snappy", "a block ends past the end of the batch")
+            blocks.append(data[pos + 4 : pos + 4 + size])
+            pos += 4 + size
+    else:
+        blocks.append(data)
+    out = bytearray()
+    for block in blocks:
+        try:
+            size = cramjam.snappy.decompress_raw_len(block)
+            if len(out) + size > BATCH_LIMIT:
+                raise UndecodableBatch("snappy", f"it decodes to more than {BATCH_LIMIT} bytes")
+            out += cramjam.snappy.decompress_raw(block)
+        except UndecodableBatch:
+            raise
+        except Exception as exc:
+            raise UndecodableBatch("snappy", str(exc) or type(exc).__name__) from exc
+    return bytes(out)
+
+
+#: aiokafka's decoder names -> ours (module globals of its v2 batch readers).
+DECODERS: dict[str, Callable[[Any], bytes]] = {
+    "gzip_decode": guarded_gzip_records,
+    "snappy_decode": bounded_snappy_records,
+    "lz4_decode": bounded_lz4_records,
+    "zstd_decode": bounded_zstd_records,
+}
+
+_CODEC_IN_MESSAGE = re.compile(r"for (\w+) compression codec|compression codec (0x[0-9a-fA-F]+)")
+
+
+def _codec_of(exc: BaseException) -> str:
+    """The codec an error of a batch is about: ours say it, aiokafka's name it in their message."""
+    if isinstance(exc, UndecodableBatch):
+        return exc.codec
+    found = _CODEC_IN_MESSAGE.search(str(exc))
+    return next((g for g in found.groups() if g), "unknown") if found else "unknown"
+
+
+def _guard_partition_records(cls: Any) -> None:
+    """Wrap `PartitionRecords.__next__` (aiokafka's records of one partition from one fetch)."""
+    if getattr(cls.__next__, "_undecodable_guard", False):
+        return
+    original = cls.__next__
+
+    def guarded_next(self: Any) -> Any:
+        try:
+            return original(self)
+        except StopIteration:
+            raise
+        except Exception as exc:
+            tp = self._tp
+            reason = exc.reason if isinstance(exc, UndecodableBatch) else f"{type(exc).__name__}: {exc}"
+            error = UndecodableBatchError(tp.topic, tp.partition, self.next_fetch_offset, _codec_of(exc), reason)
+            log.critical("%s; the worker stops (docs/reliability.md)", error)
+            raise error from exc
+
+    guarded_next._undecodable_guard = True  # type: ignore[attr-defined]
+    cls.__next__ = guarded_next
+
+
 def install() -> bool:
-    """Replace aiokafka's gzip decoder of v2 batches; False (nothing patched) on another version."""
+    """Replace aiokafka's decoders of v2 batches with the bounded ones and make an undecodable
+    batch name itself; False (nothing patched) on another aiokafka version."""
     import aiokafka
 
     if not aiokafka.__version__.startswith(SUPPORTED_AIOKAFKA):
-        log.warning("aiokafka %s: gzip batches are inflated whole (no decompression-bomb guard)", aiokafka.__version__)
+        log.warning(
+            "aiokafka %s: batches are decoded whole (no decompression-bomb guard), undecodable ones unnamed",
+            aiokafka.__version__,
+        )
         return False
     for name in _MODULES:
         try:
             module = import_module(name)
         except ImportError:  # the C extension is optional
             continue
-        module.gzip_decode = bounded_gzip_records  # type: ignore[attr-defined]
+        for attr, decoder in DECODERS.items():
+            setattr(module, attr, decoder)
+    _guard_partition_records(import_module("aiokafka.consumer.fetcher").PartitionRecords)
     return True
