@@ -29,7 +29,7 @@ from bench.stream.common import PARTITIONS
 
 def partition_of(key: bytes, partitions: int = PARTITIONS) -> int:
     """Kafka's default partitioner (murmur2), as the producers upstream and aiokafka use it."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 class Bulk:

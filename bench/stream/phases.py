@@ -121,7 +121,7 @@ async def measure_latency(bench: Bench, rate: float, worker: subprocess.Popen[by
             t0 = time.monotonic()
             interval = 1.0 / rate
             futures = []
-            for i, (topic, key, value, partition, eid, in_window) in enumerate(plan):
+            for i, (out_topic, out_key, out_value, partition, eid, in_window) in enumerate(plan):
                 due = t0 + i * interval
                 delay = due - time.monotonic()
                 if delay > 0.001:
@@ -130,7 +130,7 @@ async def measure_latency(bench: Bench, rate: float, worker: subprocess.Popen[by
                     produced[eid] = time.time()
                     if in_window:
                         measured.add(eid)
-                futures.append(await producer.send(topic, value, key, partition=partition))
+                futures.append(await producer.send(out_topic, out_value, out_key, partition=partition))
                 if len(futures) >= 1000:
                     futures = [f for f in futures if not f.done()]
             await asyncio.gather(*futures)
