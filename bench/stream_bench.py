@@ -43,6 +43,9 @@ What it does, in one run:
    the memory store, then one with RocksDB (fresh data directory), is started and timed from
    Faust's "Restoring state from changelog topics" to "Done reading from changelog topics", and
    from process start to "Worker ready".
+
+This module is the command line; the harness is the `bench.stream` package (one module per part:
+measurement, Kafka helpers, inputs, contenders, phases, report).
 """
 
 from __future__ import annotations
