@@ -28,7 +28,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.stream_bench import ATTRIBUTION, EVENT_TOPICS, FULL, Bench, Size, free_port, launch, stop, tail
+from attribution.contract import EVENT_TOPICS
+from bench.stream.common import ATTRIBUTION, FULL, Size
+from bench.stream.contenders import run_replay
+from bench.stream.inputs import produce_inputs
+from bench.stream.processes import free_port, launch, stop, tail
+from bench.stream.run import Bench
 
 HELD = re.compile(rb"^attribution_held_conversions (\S+)$", re.M)
 
@@ -44,8 +49,8 @@ def scrape_held(port: int) -> float | None:
 
 async def run(bench: Bench, max_held: int | None) -> dict[str, Any]:
     await bench.kafka.start()
-    replay_file = await bench.produce_inputs()
-    bench.run_replay(replay_file)
+    replay_file = await produce_inputs(bench)
+    run_replay(bench, replay_file)
     input_tps = await bench.kafka.tps(bench.topic(t) for t in EVENT_TOPICS)
     ends = await bench.kafka.end_offsets(input_tps)
     app_id = f"{bench.prefix}backlog"

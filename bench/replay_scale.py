@@ -37,7 +37,8 @@ from typing import Any
 
 import orjson
 
-from attribution.synth import DAY_MS, TrafficSpec
+from attribution.domain.config import DAY_MS
+from attribution.synth import TrafficSpec
 from bench.generate import write
 
 OUT = Path(__file__).resolve().parent / "out"
