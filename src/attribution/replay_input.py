@@ -114,6 +114,10 @@ def _apply_config(folded: ConfigFold, key: Any, topic: str, value: Any) -> None:
         return
     obj = decode_value(topic, value)
     assert isinstance(obj, (Pixel, LineItem))  # config topics decode to Pixel / LineItem
+    if key is not None and contract_config_id(key) != obj.id:
+        # As on the compacted topics (`contract.decode_config`): a record keyed by another id is
+        # refused and changes nothing. A line without a key is keyed by its record's id.
+        raise InvalidKey(f"key: {key!r} is not the record's id {obj.id} (a config record is keyed by its id)", "key")
     folded.apply(topic, obj.id, obj)
 
 

@@ -21,6 +21,7 @@ from helpers import (
     impression_line,
     line,
     line_item_line,
+    pixel_json,
     pixel_line,
 )
 
@@ -120,6 +121,25 @@ def test_a_tombstone_without_a_usable_key_is_a_dead_letter_and_deletes_nothing(k
 
     assert [d["error"]["code"] for d in dead(result)] == ["invalid_key"]
     assert outcome_of(result, "c") == "no_eligible_touch"
+
+
+@pytest.mark.parametrize("key", ["2", "zz1", 2])
+def test_a_config_record_keyed_by_another_id_is_a_dead_letter_and_changes_nothing(key: Any) -> None:
+    # As on the compacted topics: the record would otherwise replace what its key names there.
+    lines = world(line("pixels", pixel_json(state="inactive"), key=key), conversion_line(event_id="c", timestamp=T0))
+    lines = [line("pixels", pixel_json(id=2)), *lines]
+
+    result = replay(lines)
+
+    assert [d["error"]["code"] for d in dead(result)] == ["invalid_key"]
+    assert outcome_of(result, "c") == "no_eligible_touch"  # pixel 1 is still active
+
+
+def test_a_config_record_without_a_key_is_keyed_by_its_id() -> None:
+    entry = {"topic": "pixels", "value": pixel_json(state="inactive")}
+    lines = world(orjson.dumps(entry), conversion_line(event_id="c", timestamp=T0))
+
+    assert outcome_of(replay(lines), "c") == "inactive_pixel"
 
 
 def test_config_id_accepts_positive_ints_and_their_decimal_text_only() -> None:
