@@ -35,7 +35,7 @@ from attribution.streaming.processor import Processor
 from attribution.streaming.recovery import BatchedTableManager
 from attribution.streaming.report_agents import install as install_reports
 from attribution.streaming.reports import UPDATES_TOPIC
-from attribution.streaming.topics import INTERNAL_TOPICS, MAX_MESSAGE_BYTES, REKEY_TOPIC, TICK_TOPIC
+from attribution.streaming.topics import INTERNAL_TOPICS, REKEY_TOPIC, TICK_TOPIC, bytes_table
 from attribution.streaming.tuning import FETCH_MAX_WAIT_MS, reactivate_buffered, shorten_fetch_wait
 
 log = logging.getLogger(__name__)
@@ -102,14 +102,7 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
     outputs = {name: topic(name) for name in OUTPUT_TOPICS}
     rekey = topic(REKEY_TOPIC, partitions=settings.partitions)
     ticks = topic(TICK_TOPIC, partitions=settings.partitions)
-    users = app.Table(
-        "users",
-        key_type=bytes,
-        value_type=bytes,
-        partitions=settings.partitions,
-        default=None,
-        extra_topic_configs={"max.message.bytes": str(MAX_MESSAGE_BYTES)},
-    )
+    users = bytes_table(app, "users", settings.partitions)
     cache = ConfigCache(settings)
     # Hourly conversion reports: their own agents and table, off the events agent's path (`reports`).
     reports, report_table = install_reports(app, settings, cache)

@@ -13,7 +13,7 @@ import mode
 from attribution.settings import Settings
 from attribution.streaming.config_cache import ConfigCache
 from attribution.streaming.reports import OUTCOME_TOPICS, REPORT_TOPIC, UPDATES_TOPIC, Reports
-from attribution.streaming.topics import MAX_MESSAGE_BYTES
+from attribution.streaming.topics import bytes_table
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +34,7 @@ def install(app: faust.App, settings: Settings, cache: ConfigCache) -> tuple[Rep
     updates = topic(UPDATES_TOPIC, partitions=settings.partitions)
     # Compacted also when Faust declares it (a worker started without `attribution topics create`).
     rows = topic(REPORT_TOPIC, compacting=True, partitions=settings.partitions)
-    table = app.Table(
-        "reports",
-        key_type=bytes,
-        value_type=bytes,
-        partitions=settings.partitions,
-        default=None,
-        extra_topic_configs={"max.message.bytes": str(MAX_MESSAGE_BYTES)},
-    )
+    table = bytes_table(app, "reports", settings.partitions)
 
     @table.on_recover
     async def latest_hours() -> None:

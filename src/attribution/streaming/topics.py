@@ -5,9 +5,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
+import faust
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from faust.types import TableT
 
 from attribution.contract import CONFIG_TOPICS, EVENT_TOPICS, OUTPUT_TOPICS
 from attribution.settings import Settings
@@ -120,3 +123,16 @@ def topic_configs(spec: TopicSpec) -> dict[str, str]:
     if spec.compacted:
         configs["cleanup.policy"] = "compact"
     return configs
+
+
+def bytes_table(app: faust.App, name: str, partitions: int) -> TableT[Any, Any]:
+    """A table of encoded values per key, changelogged with the topics' record size limit, so a
+    value the table holds is a value its changelog accepts."""
+    return app.Table(
+        name,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=partitions,
+        default=None,
+        extra_topic_configs={"max.message.bytes": str(MAX_MESSAGE_BYTES)},
+    )
