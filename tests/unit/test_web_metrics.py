@@ -41,9 +41,13 @@ def test_consumed_records_are_counted_per_default_topic_name_and_foreign_topics_
         s.on_message_in(TP("p-clicks", 0), offset, None)
     s.on_message_in(TP("p-pixels", 0), 0, None)
     s.on_message_in(TP("p-app-users-changelog", 0), 0, None)
+    s.flush_consumed()  # before each scrape
     assert sample(s, "attribution_events_consumed_total", topic="clicks") == 3
     assert sample(s, "attribution_events_consumed_total", topic="pixels") == 1
     assert s.positions == {("p-clicks", 0): 3, ("p-pixels", 0): 1}
+    s.on_message_in(TP("p-clicks", 0), 3, None)
+    s.flush_consumed()
+    assert sample(s, "attribution_events_consumed_total", topic="clicks") == 4  # counted once each
 
 
 def test_published_outcomes_and_dead_letters_are_counted_by_kind_reason_and_code() -> None:

@@ -20,7 +20,9 @@ is the deduplicated view.
 They are fed by a Faust sensor (`MetricsSensor`): Faust calls it for every consumed message, every
 stream event and every send, so the agents need no code of their own for it. The state counters
 are plain integers the processor keeps (`Processor.forgotten`, `StateExpiry.deleted`), read at
-scrape time (`Metrics.forgotten`), so the hot path pays an addition only when a bound forgets.
+scrape time (`Metrics.forgotten`), so the hot path pays an addition only when a bound forgets;
+the consumed records are likewise added up per topic in a plain dict and passed to their
+Prometheus counter at scrape time.
 """
 
 from __future__ import annotations
@@ -179,12 +181,22 @@ class MetricsSensor(faust.Sensor):
         self.positions: dict[tuple[str, int], int] = {}
         #: (tp, offset) -> when the events agent took the record (until it acks it)
         self._taken_at: dict[tuple[Any, int], float] = {}
+        #: default topic name -> records consumed since the last scrape (`flush_consumed`)
+        self.consumed: dict[str, int] = {}
 
     def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
         name = self.names.get(tp.topic)
         if name is not None:
-            self.metrics.consumed.labels(name).inc()
+            # A plain addition per record; the Prometheus counter catches up at scrape time
+            # (`flush_consumed`), so a record pays no label look-up and no lock.
+            self.consumed[name] = self.consumed.get(name, 0) + 1
             self.positions[(tp.topic, tp.partition)] = offset + 1
+
+    def flush_consumed(self) -> None:
+        """Add the records consumed since the last call to `attribution_events_consumed_total`."""
+        counts, self.consumed = self.consumed, {}
+        for name, n in counts.items():
+            self.metrics.consumed.labels(name).inc(n)
 
     def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> dict[str, float] | None:
         if self.names.get(tp.topic) not in EVENT_AGENT_TOPICS:
@@ -251,6 +263,7 @@ def refresher(
     config agent's counts of unusual config records."""
 
     def refresh() -> None:
+        sensor.flush_consumed()
         sensor.metrics.held.set(held())
         sensor.metrics.set_config_notes(config_notes())
         try:
