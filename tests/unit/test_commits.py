@@ -201,3 +201,17 @@ async def test_the_commit_of_an_app_with_the_guard_waits_for_its_state_writes() 
         assert calls == ["commit"]
     finally:
         commits._original["_commit_offsets"] = saved
+
+
+async def test_a_stopping_worker_waits_less_for_its_state_writes_and_then_does_not_commit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    patch_consumer()
+    monkeypatch.setattr(commits, "STOPPING_SETTLE_TIMEOUT_S", 0.01)
+    consumer = FakeConsumer(Delivered())
+    consumer.app.should_stop = True  # type: ignore[attr-defined]
+    consumer.app.attribution_unsettled = unsettled = Unsettled()  # type: ignore[attr-defined]
+    unsettled.add(asyncio.get_running_loop().create_future())  # never acknowledged (producer gone)
+
+    with pytest.raises(RuntimeError, match="not committed"):
+        await asyncio.wait_for(commits._commit_offsets(consumer, {TP0: 5}), 1)

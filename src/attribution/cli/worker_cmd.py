@@ -26,7 +26,7 @@ def worker_cmd(
     """Run a stream worker (Ctrl-C or SIGTERM stops it cleanly)."""
     from faust import Worker  # heavy import: only for this command
 
-    from attribution.streaming.topics import partition_counts, partition_mismatch
+    from attribution.streaming.topics import create_topics, partition_counts, partition_mismatch
     from attribution.streaming.tuning import install_event_loop
     from attribution.worker import create_worker
 
@@ -36,6 +36,9 @@ def worker_cmd(
     mismatch = partition_mismatch(settings, run(partition_counts(settings)))
     if mismatch is not None:
         raise click.ClickException(mismatch)
+    # Every topic the worker reads or writes, its tables' changelogs included, exists before Faust
+    # starts (as `attribution topics create` leaves it): see `create_topics`.
+    run(create_topics(settings))
     # uvloop's cheaper callbacks and timers cut the per-record cost of Faust's consumer, stream and
     # recovery paths (BENCHMARKS.md).
     try:

@@ -56,8 +56,10 @@ SUPPORTED_FAUST = "0.15.3"
 #: A partition's first unhandled record counts as lost when it stays so for this long (seconds)
 #: while later records of the partition were handled.
 LOST_AFTER_S = 10.0
-#: Longest wait (seconds) for the state writes before a commit: Kafka's default delivery timeout.
+#: Longest wait (seconds) for the state writes before a commit: Kafka's default delivery timeout;
+#: and while the worker stops, after which it stops without that commit.
 SETTLE_TIMEOUT_S = 120.0
+STOPPING_SETTLE_TIMEOUT_S = 10.0
 
 
 def next_commit(committed: int, done: Collection[int], gaps: Iterable[tuple[int, int]]) -> int:
@@ -193,7 +195,10 @@ def _new_offset(self: Any, tp: Any) -> int | None:
 async def _commit_offsets(self: Any, offsets: Any, start_new_transaction: bool = True) -> bool:
     unsettled = _unsettled(self.app)
     if unsettled is not None:
-        await unsettled.settle()  # the offsets are of records whose writes were all issued by now
+        # The offsets are of records whose writes were all issued by now. A worker that is
+        # stopping (a crash, a signal) waits less: not committing then only means reading again.
+        stopping = bool(getattr(self.app, "should_stop", False))
+        await unsettled.settle(STOPPING_SETTLE_TIMEOUT_S if stopping else SETTLE_TIMEOUT_S)
     done: bool = await _original["_commit_offsets"](self, offsets, start_new_transaction=start_new_transaction)
     return done
 

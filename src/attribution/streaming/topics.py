@@ -51,6 +51,13 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     return specs
 
 
+def changelog_specs(settings: Settings) -> list[TopicSpec]:
+    """The changelogs of the app's tables (compacted, co-partitioned with the inputs), named as
+    Faust names them from the app id."""
+    n = settings.partitions
+    return [TopicSpec(f"{settings.app_id}-{t}-changelog", n, compacted=True) for t in (*TABLES, *REPORT_TABLES)]
+
+
 def co_partitioned(settings: Settings) -> list[str]:
     """The topics that must all have `settings.partitions` partitions: the event topics, the
     internal re-key and tick topics, the tables' changelogs (named by Faust from the app id), and
@@ -91,8 +98,13 @@ async def partition_counts(settings: Settings) -> dict[str, int]:
 
 
 async def create_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> dict[str, str]:
-    """Create missing topics; existing ones are left as they are. Returns name -> created|exists."""
-    specs = topic_specs(settings) if specs is None else specs
+    """Create missing topics (by default every topic of the product and the tables' changelogs);
+    existing ones are left as they are. Returns name -> created|exists.
+
+    The changelogs are created here rather than left to Faust, which declares them as the worker
+    starts: a table written before the consumer's metadata knows its new changelog fails with
+    Faust's `PartitionsMismatch` ("the changelog topic has 0 partitions")."""
+    specs = topic_specs(settings) + changelog_specs(settings) if specs is None else specs
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=20000)
     await admin.start()
     try:
