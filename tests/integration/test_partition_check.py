@@ -11,11 +11,13 @@ from aiokafka.admin import AIOKafkaAdminClient
 from integration.harness import BROKER, Pipeline
 
 
-async def _groups_and_topics() -> tuple[set[str], list[str]]:
+async def _groups_and_topics() -> tuple[set[str], dict[str, int]]:
+    """The consumer groups, and each topic's partition count."""
     admin = AIOKafkaAdminClient(bootstrap_servers=BROKER)
     await admin.start()
     try:
-        return {g[0] for g in await admin.list_consumer_groups()}, await admin.list_topics()
+        topics = {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics()}
+        return {g[0] for g in await admin.list_consumer_groups()}, topics
     finally:
         await admin.close()
 
@@ -33,7 +35,9 @@ def test_topics_created_with_2_partitions_make_a_worker_set_to_4_refuse_to_run(t
         assert "set ATTRIBUTION_PARTITIONS=2" in log
         groups, topics = asyncio.run(_groups_and_topics())
         assert f"{pipeline.prefix}app" not in groups  # the group never joined: nothing committed
-        assert not [t for t in topics if t.startswith(f"{pipeline.prefix}app-")]  # no changelog created
+        # The changelogs are those `topics create` made, with the topics' count: none made with 4.
+        changelogs = {t: n for t, n in topics.items() if t.startswith(f"{pipeline.prefix}app-")}
+        assert changelogs == {f"{pipeline.prefix}app-users-changelog": 2, f"{pipeline.prefix}app-reports-changelog": 2}
         assert pipeline.read(timeout=3)["dead-letters"] == []
     finally:
         pipeline.close()
