@@ -125,3 +125,22 @@ def test_rogue_config_records_change_nothing_the_worker_shows_through_compaction
         assert _shown(pipeline.wait_web()) == before
     finally:
         pipeline.close()
+
+
+def test_line_items_published_after_their_pixels_raise_no_unknown_pixel_warning(tmp_path: Path) -> None:
+    from integration.harness import traffic
+
+    pipeline = Pipeline(tmp_path, partitions=1)
+    try:
+        config = [e for e in traffic(users=10, events=10) if e["topic"] in ("pixels", "line-items")]
+        assert {e["topic"] for e in config} == {"pixels", "line-items"}
+        pipeline.produce(config)  # every pixel before the line items naming them
+        pipeline.start_worker()
+        deadline = time.monotonic() + 60
+        while "config loaded" not in pipeline.log() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "config loaded" in pipeline.log()
+        time.sleep(3)  # the config agent handles each record once the cache applied it
+        assert "config: " not in pipeline.log()  # no warning about any config record
+    finally:
+        pipeline.close()

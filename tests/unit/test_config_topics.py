@@ -7,15 +7,17 @@ the last record per key. A fresh cache over the compacted topic must show what t
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
 import pytest
+from aiokafka import TopicPartition
 
 from attribution.settings import Settings
 from attribution.streaming.config_cache import RESTORES_HEADER, ConfigCache
 from attribution.web.metrics import Metrics
-from helpers import pixel_json
+from helpers import line_item_json, pixel_json
 
 Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]
 
@@ -147,3 +149,23 @@ def test_the_config_agents_counts_reach_the_metrics() -> None:
     text = metrics.render().decode()
     assert 'attribution_config_records_total{kind="restore",topic="pixels"} 3.0' in text
     assert 'attribution_config_records_total{kind="unknown_pixel",topic="line-items"} 1.0' in text
+
+
+async def test_a_fetch_applies_its_pixels_before_its_line_items_so_none_is_noted_unknown() -> None:
+    settings = Settings()
+    cache = ConfigCache(settings)
+    pixels = TopicPartition(settings.topic("pixels"), 0)
+    line_items = TopicPartition(settings.topic("line-items"), 0)
+    item = orjson.dumps(line_item_json(id=5, advertiser_id=10, pixels=[{"id": 7}]))
+    # The fetch's mapping lists the line items' partition first.
+    fetched = {
+        line_items: [SimpleNamespace(key=b"5", value=item, offset=0, headers=[])],
+        pixels: [SimpleNamespace(key=b"7", value=px(7), offset=0, headers=[])],
+    }
+
+    await cache.apply_fetched(fetched)
+
+    assert set(cache.line_items) == {5}
+    assert set(cache.pixels) == {7}
+    assert cache.take_notes("line-items", 0, 0) == []  # no "names unknown pixels"
+    assert cache.applied == {(line_items.topic, 0): 1, (pixels.topic, 0): 1}

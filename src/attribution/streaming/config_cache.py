@@ -21,6 +21,7 @@ import collections
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from attribution.app.config import ConfigFold
 from attribution.contract import config_key, decode_config, reject_oversized
@@ -135,17 +136,20 @@ class ConfigCache:
         # The topics may be being created as the worker starts: wait a little for them.
         async with TopicFollower(self.settings, list(self._topics), wait_s=10.0) as follower:
             while True:
-                batches = await follower.fetch(timeout_ms=200, max_records=10_000)
-                for tp, messages in batches.items():
-                    for m in messages:
-                        self.apply(self._topics[tp.topic], m.key, m.value, tp.partition, m.offset, m.headers)
-                if batches:
-                    await self.advanced(
-                        {(tp.topic, tp.partition): ms[-1].offset + 1 for tp, ms in batches.items() if ms}
-                    )
+                await self.apply_fetched(await follower.fetch(timeout_ms=200, max_records=10_000))
                 if not self.ready.is_set() and await follower.caught_up():
                     log.info("config loaded: %d pixels, %d line items", len(self.pixels), len(self.line_items))
                     self.ready.set()
+
+    async def apply_fetched(self, batches: Mapping[Any, Sequence[Any]]) -> None:
+        """Apply one fetch of the config topics (topic partition -> records, in offset order).
+        Pixels first: a line item fetched with the pixels it names (the usual order of publishing)
+        then finds them, and no `unknown_pixel` note is made for it."""
+        for tp, messages in sorted(batches.items(), key=lambda b: self._topics[b[0].topic] != "pixels"):
+            for m in messages:
+                self.apply(self._topics[tp.topic], m.key, m.value, tp.partition, m.offset, m.headers)
+        if batches:
+            await self.advanced({(tp.topic, tp.partition): ms[-1].offset + 1 for tp, ms in batches.items() if ms})
 
     async def advanced(self, positions: Mapping[tuple[str, int], int]) -> None:
         """Record that everything before these offsets ((actual topic, partition) -> next offset)
