@@ -247,7 +247,7 @@ def test_a_version_2_state_with_a_held_conversion_is_still_read_and_indexed() ->
     touch = [1, "k1", T0, 10, 100, 7, "auc", None, 7]
     v2 = orjson.dumps([2, T0 + DAY, 3, T0, [touch], [[1, T0]], [["c0", T0]], [["c1", 1, T0, 2.5, "O", None, 3]]])
 
-    assert VERSION == 3
+    assert VERSION == 4
     assert read_index(v2) == (T0 + DAY, 3)
     assert has_held(v2)
     assert decode_state(USER, v2) == UserState(
@@ -258,6 +258,6 @@ def test_a_version_2_state_with_a_held_conversion_is_still_read_and_indexed() ->
         held=((Conversion("c1", 1, USER, T0, 2.5, "O", None), 3),),
     )
     rewritten = encode_state(decode_state(USER, v2), T0 + DAY, 3)
-    assert rewritten.startswith(b"[3,")
+    assert rewritten.startswith(b"[4,")
     assert read_index(rewritten) == (T0 + DAY, 3)
     assert has_held(rewritten)

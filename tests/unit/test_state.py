@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 from attribution.domain import EMPTY, AttributedConversion, Limits, UserState, step
-from attribution.domain.state import DAY_MS, add_touch, record_conversion
+from attribution.domain.state import DAY_MS, MAX_TIED, add_touch, record_conversion
 from helpers import (
     DAY,
     LINE_ITEM,
@@ -274,12 +272,6 @@ def test_an_impression_and_a_click_may_share_an_event_id() -> None:
     assert sorted(t.kind for t in state.touches) == ["click", "impression"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: state.py add_touch: redelivery is detected only against touches still in state; a touch "
-    "evicted by the per-line-item cap comes back as new and, on a timestamp tie, is inserted after the "
-    "kept ones and evicts one of them, so the winner changes (rule 1: never a different outcome)",
-)
 def test_a_redelivered_touch_evicted_by_the_cap_does_not_change_the_winner_of_a_tie() -> None:
     a, b, c = (impression(event_id=e, timestamp=T0) for e in ("a", "b", "c"))
     state, _ = run([a, b, c])
@@ -291,6 +283,15 @@ def test_a_redelivered_touch_evicted_by_the_cap_does_not_change_the_winner_of_a_
     after = outcomes(step(redelivered, conv, config())[1])[0]
 
     assert after == before
+
+
+def test_touches_evicted_on_a_tie_are_remembered_a_few_and_only_within_their_retention() -> None:
+    state, _ = run([impression(event_id=f"t{i}", timestamp=T0) for i in range(MAX_TIED + 5)])
+
+    assert ids(state) == [f"t{MAX_TIED + 3}", f"t{MAX_TIED + 4}"]  # the per-line-item cap keeps 2
+    assert len(state.tied) == MAX_TIED  # of the tie-evicted, a bounded few
+    later, _ = run([impression(event_id="late", timestamp=T0 + 2 * DAY_MS)], state=state)
+    assert later.tied == ()  # past the impressions' retention (1 day): forgotten with the touches
 
 
 def test_touches_stay_in_timestamp_order_whatever_the_arrival_order() -> None:

@@ -17,6 +17,7 @@ from attribution.domain import (
 )
 from attribution.domain.config import LONGEST_RETENTION, Retention, touch_retention
 from attribution.domain.state import (
+    MAX_TIED,
     _prune_touches,
     add_touch,
     latest_use,
@@ -224,7 +225,8 @@ def test_the_largest_state_the_schemas_allow_at_every_cap_encodes_under_the_docu
     processed = tuple((widest_id(i), LATEST) for i in range(LIMITS.max_processed))
     counted = tuple((BIGGEST_INT - i, LATEST) for i in range(LIMITS.max_counters))
     orders = tuple((BIGGEST_INT - i, "\x01" * 36, LATEST) for i in range(LIMITS.max_orders))
-    state = UserState(touches, counted, processed, LATEST, (), orders)
+    tied = tuple(("click", widest_id(i), LATEST) for i in range(MAX_TIED))
+    state = UserState(touches, counted, processed, LATEST, (), orders, tied)
     raw = encode_state(state, -(2**62), 2**31 - 1)
 
     assert len(widest_id(0).encode()) == 128

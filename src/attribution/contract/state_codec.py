@@ -1,23 +1,26 @@
 """Per-user state to bytes and back: the value of the state table and its changelog.
 
 Compact JSON arrays, not objects, because this is the bulk of the changelog and of memory:
-`[version, expires, partition, watermark, touches, counted, processed, orders, held]`, a touch being
+`[version, expires, partition, watermark, touches, counted, processed, orders, tied, held]`, a
+touch being
 `[kind (0 impression, 1 click), event_id, timestamp, advertiser_id, line_item_id, creative_id,
-auction_id, campaign_id, imp_type]`, an order `[pixel_id, order_id, timestamp]`. A held conversion
+auction_id, campaign_id, imp_type]`, an order `[pixel_id, order_id, timestamp]`, a tied touch
+`[kind (0/1), event_id, timestamp]` (`UserState.tied`). A held conversion
 is `[event_id, pixel_id, timestamp, value, order_id, other, tag, auction_id]` (auction_id null but
 for a server-side conversion). The user id is the table key and is not repeated inside.
 
 `expires` is the state's `domain.state.latest_use` when it was written (the event time after which
 nothing in it but held conversions can change an answer) and `partition` the input partition the
 state belongs to (its changelog partition); they come first so that the expiry index reads them
-from the bytes without decoding (`read_index`). Older states are still read: version 2 (no orders,
-held conversions without auction_id) and version 1 (no expires nor partition either).
+from the bytes without decoding (`read_index`). Older states are still read: version 3 (no tied
+touches), version 2 (no orders, held conversions without auction_id) and version 1 (no expires nor
+partition either).
 
 Size: with the default `Limits` and no held conversions, the largest state the record schemas
 allow encodes to at most `MAX_STATE_BYTES` (a unit test builds it through the engine's own
 pruning): 128 touches at or before the horizon and as many after it as `Limits.ahead_bytes`
 allows, whose ids are 128 characters that JSON escapes to 6 bytes each, 256 such dedup ids and 128
-repeat counters, 128 order ids of 36 such characters, with every integer at its widest. What is left of the 1 MiB record limit of the
+repeat counters, 128 order ids of 36 such characters, 8 tied touches (`MAX_TIED`), with every integer at its widest. What is left of the 1 MiB record limit of the
 changelog holds a user's held conversions (at most 150, under 2 KB each at their widest, a server-side one's auction id included). A typical full state (36-character ids) is about 40 KB; most are under 1 KB.
 """
 
@@ -30,11 +33,11 @@ import orjson
 from attribution.domain import Conversion, Touch, UserState
 from attribution.domain.records import TouchKind
 
-VERSION = 3
+VERSION = 4
 #: The largest encoded state without held conversions under the default limits (see above).
 MAX_STATE_BYTES = 740_000
 _KINDS: tuple[TouchKind, TouchKind] = ("impression", "click")
-_INDEXED = (b"[2,", b"[3,")  # versions that carry expires and partition
+_INDEXED = (b"[2,", b"[3,", b"[4,")  # versions that carry expires and partition
 
 
 def encode_state(state: UserState, expires: int = 0, partition: int = 0) -> bytes:
@@ -55,8 +58,20 @@ def encode_state(state: UserState, expires: int = 0, partition: int = 0) -> byte
     held = [
         [c.event_id, c.pixel_id, c.timestamp, c.value, c.order_id, c.other, tag, c.auction_id] for c, tag in state.held
     ]
+    tied = [[1 if k == "click" else 0, e, ts] for k, e, ts in state.tied]
     return orjson.dumps(
-        [VERSION, expires, partition, state.watermark, touches, state.counted, state.processed, state.orders, held]
+        [
+            VERSION,
+            expires,
+            partition,
+            state.watermark,
+            touches,
+            state.counted,
+            state.processed,
+            state.orders,
+            tied,
+            held,
+        ]
     )
 
 
@@ -81,7 +96,10 @@ def decode_state(user_id: str, raw: bytes | None) -> UserState:
     data: list[Any] = orjson.loads(raw)
     version = data[0]
     orders: list[Any] = []
+    tied: list[Any] = []
     if version == VERSION:
+        watermark, touches, counted, processed, orders, tied, held = data[3:10]
+    elif version == 3:
         watermark, touches, counted, processed, orders, held = data[3:9]
     elif version == 2:
         watermark, touches, counted, processed, held = data[3:8]
@@ -97,6 +115,7 @@ def decode_state(user_id: str, raw: bytes | None) -> UserState:
         watermark,
         tuple((_held(user_id, h), h[6]) for h in held),
         tuple((p, o, ts) for p, o, ts in orders),
+        tuple((_KINDS[k], e, ts) for k, e, ts in tied),
     )
 
 

@@ -110,6 +110,9 @@ class UserState:
     watermark: int = 0
     held: tuple[tuple[Conversion, int], ...] = ()
     orders: tuple[tuple[int, str, int], ...] = ()
+    #: `(kind, event_id, timestamp)` of touches a cap evicted on a timestamp tie with a touch it
+    #: kept: a redelivery of one is recognised as such (`add_touch`), at most `MAX_TIED`.
+    tied: tuple[tuple[str, str, int], ...] = ()
 
     @property
     def is_empty(self) -> bool:
@@ -172,19 +175,61 @@ def add_touch(
     for t in touches:
         if t.event_id == touch.event_id and t.kind == touch.kind:
             return state  # redelivered touch: already known
+    for kind, event_id, _ in state.tied:
+        if event_id == touch.event_id and kind == touch.kind:
+            # Redelivered after a cap evicted it on a tie: inserted again it would come after the
+            # touches it tied with, as if processed later, and could win over them.
+            return state
     i = len(touches)
     while i and touches[i - 1].timestamp > touch.timestamp:
         i -= 1
     touches = (*touches[:i], touch, *touches[i:])
     watermark = max(state.watermark, touch.timestamp)
     horizon = watermark if horizon is None else horizon
-    pruned = _prune_touches(touches, horizon, limits, retention, forgotten)
-    return UserState(pruned, state.counted, state.processed, watermark, state.held, state.orders)
+    tied: list[tuple[str, str, int]] = []
+    pruned = _prune_touches(touches, horizon, limits, retention, forgotten, tied)
+    return UserState(
+        pruned,
+        state.counted,
+        state.processed,
+        watermark,
+        state.held,
+        state.orders,
+        _tied(state, tied, horizon, retention),
+    )
+
+
+#: Tie-evicted touches remembered per user (`UserState.tied`), the latest kept.
+MAX_TIED = 8
+
+
+def _tied(
+    state: UserState, new: list[tuple[str, str, int]], horizon: int, retention: Retention
+) -> tuple[tuple[str, str, int], ...]:
+    """`state.tied` with `new` added, without those past their kind's retention, at most `MAX_TIED`."""
+    if not new and not state.tied:
+        return ()
+    view_cutoff, click_cutoff = horizon - retention.view_ms, horizon - retention.click_ms
+    known = {(k, e) for k, e, _ in state.tied}
+    merged = [*state.tied, *(n for n in new if (n[0], n[1]) not in known)]
+    kept = [x for x in merged if x[2] >= (click_cutoff if x[0] == "click" else view_cutoff)]
+    if len(kept) > MAX_TIED:
+        kept = sorted(kept, key=lambda x: x[2])[-MAX_TIED:]
+    return tuple(kept)
 
 
 def _prune_touches(
-    touches: tuple[Touch, ...], horizon: int, limits: Limits, retention: Retention, forgotten: Forgotten | None
+    touches: tuple[Touch, ...],
+    horizon: int,
+    limits: Limits,
+    retention: Retention,
+    forgotten: Forgotten | None,
+    tied: list[tuple[str, str, int]] | None = None,
 ) -> tuple[Touch, ...]:
+    """The touches kept as of `horizon` (see the module docstring). With `tied`, the touches the
+    per-line-item and per-advertiser caps evict on a timestamp tie with the oldest touch they keep
+    are added to it."""
+    oldest_kept: dict[tuple[int, int, str] | tuple[int, str], int] = {}
     view_cutoff = horizon - retention.view_ms
     click_cutoff = horizon - retention.click_ms
     kept: list[Touch] = []
@@ -205,14 +250,20 @@ def _prune_touches(
         key = (t.advertiser_id, t.line_item_id, t.kind)
         n = per_line_item.get(key, 0)
         if n >= limits.per_line_item:
+            if tied is not None and oldest_kept.get(key) == t.timestamp:
+                tied.append((t.kind, t.event_id, t.timestamp))
             continue
         per_line_item[key] = n + 1
         group = (t.advertiser_id, t.kind)
         n = per_advertiser.get(group, 0)
         if n >= limits.max_touches:
             capped += 1
+            if tied is not None and oldest_kept.get(group) == t.timestamp:
+                tied.append((t.kind, t.event_id, t.timestamp))
             continue
         per_advertiser[group] = n + 1
+        if tied is not None:
+            oldest_kept[key] = oldest_kept[group] = t.timestamp  # walking newest first
         kept.append(t)
     if len(kept) > limits.max_user_touches:
         before = len(kept)
@@ -306,7 +357,8 @@ def record_conversion(
     if counted_pixel is not None:
         counted = (*(c for c in counted if c[0] != counted_pixel), (counted_pixel, timestamp))
     counted = _prune_counters(counted, horizon, limits, forgotten)
-    touches = _prune_touches(state.touches, horizon, limits, retention, forgotten)
+    tied: list[tuple[str, str, int]] = []
+    touches = _prune_touches(state.touches, horizon, limits, retention, forgotten, tied)
     orders = state.orders
     if order is not None or orders:
         orders = tuple(o for o in orders if o[2] >= dedup_cutoff and o[:2] != order)
@@ -316,7 +368,7 @@ def record_conversion(
             if forgotten is not None:
                 forgotten.dedup_ids += len(orders) - limits.max_orders
             orders = orders[-limits.max_orders :]  # the earliest remembered are forgotten first
-    return UserState(touches, counted, processed, watermark, state.held, orders)
+    return UserState(touches, counted, processed, watermark, state.held, orders, _tied(state, tied, horizon, retention))
 
 
 def _prune_counters(
@@ -373,14 +425,16 @@ def compact(state: UserState, horizon: int, retention: Retention, limits: Limits
     processed = tuple(p for p in state.processed if p[1] >= dedup_cutoff)
     orders = tuple(o for o in state.orders if o[2] >= dedup_cutoff)
     counted = tuple(c for c in state.counted if c[1] > counter_cutoff)
-    if (len(touches), len(processed), len(orders), len(counted)) == (
+    tied = tuple(x for x in state.tied if x[2] >= (click_cutoff if x[0] == "click" else view_cutoff))
+    if (len(touches), len(processed), len(orders), len(counted), len(tied)) == (
         len(state.touches),
         len(state.processed),
         len(state.orders),
         len(state.counted),
+        len(state.tied),
     ):
         return state
-    return UserState(touches, counted, processed, state.watermark, state.held, orders)
+    return UserState(touches, counted, processed, state.watermark, state.held, orders, tied)
 
 
 def next_change(state: UserState, retention: Retention, limits: Limits) -> int | None:
@@ -399,7 +453,7 @@ def hold(state: UserState, conv: Conversion, tag: int, limits: Limits = _DEFAULT
     if state.is_held(conv.event_id) or is_duplicate(state, conv, limits):
         return state
     held = (*state.held, (conv, tag))
-    return UserState(state.touches, state.counted, state.processed, state.watermark, held, state.orders)
+    return UserState(state.touches, state.counted, state.processed, state.watermark, held, state.orders, state.tied)
 
 
 def take_held(state: UserState, through: int) -> tuple[UserState, list[Conversion]]:
@@ -410,5 +464,5 @@ def take_held(state: UserState, through: int) -> tuple[UserState, list[Conversio
         return state, []
     rest = tuple(h for h in state.held if h[0].timestamp > through)
     ready.sort(key=lambda h: h[0].timestamp)  # stable: arrival order on ties
-    released = UserState(state.touches, state.counted, state.processed, state.watermark, rest, state.orders)
+    released = UserState(state.touches, state.counted, state.processed, state.watermark, rest, state.orders, state.tied)
     return released, [c for c, _ in ready]

@@ -103,7 +103,7 @@ class StateExpiry:
         self.held.clear()
         entries: dict[int, list[tuple[int, bytes]]] = {}
         for key, raw in items:
-            if raw and raw.startswith((b"[2,", b"[3,")):
+            if raw and raw.startswith((b"[2,", b"[3,", b"[4,")):
                 i = raw.index(b",", 3)
                 j = raw.index(b",", i + 1)  # `read_index`, inlined: this runs once per user
                 partition = int(raw[i + 1 : j])
