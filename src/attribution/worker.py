@@ -31,5 +31,6 @@ def create_worker(settings: Settings) -> faust.App:
         processor=parts["processor"],
         internal_topics=INTERNAL_TOPICS,
         report_counts=parts["reports"].counts,
+        output_hooks=parts["output_hooks"],
     )
     return app

@@ -4,10 +4,11 @@ exposition holds every metric the README lists."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
-from attribution.web.metrics import Metrics, MetricsSensor, output_labels, refresher
+from attribution.domain import AttributedConversion, PiggybackFire, UnattributedConversion
+from attribution.streaming.processor import output_label
+from attribution.web.metrics import Metrics, MetricsSensor, refresher
 
 NAMES = {
     f"p-{t}": t
@@ -30,11 +31,6 @@ def sample(s: MetricsSensor, name: str, **labels: str) -> float | None:
     return value
 
 
-def send(s: MetricsSensor, topic: str, value: bytes) -> None:
-    state = s.on_send_initiated(None, topic, SimpleNamespace(value=value), 0, len(value))
-    s.on_send_completed(None, state, None)
-
-
 def test_consumed_records_are_counted_per_default_topic_name_and_foreign_topics_ignored() -> None:
     s = sensor()
     for offset in range(3):
@@ -50,23 +46,32 @@ def test_consumed_records_are_counted_per_default_topic_name_and_foreign_topics_
     assert sample(s, "attribution_events_consumed_total", topic="clicks") == 4  # counted once each
 
 
-def test_published_outcomes_and_dead_letters_are_counted_by_kind_reason_and_code() -> None:
+def test_acknowledged_outcomes_and_dead_letters_are_counted_by_kind_reason_and_code() -> None:
     s = sensor()
-    send(s, "p-attributed-conversions", b'{"conversion_id":"a","attribution":"post_click"}')
-    send(s, "p-attributed-conversions", b'{"conversion_id":"b","attribution":"post_view"}')
-    send(s, "p-unattributed-conversions", b'{"conversion_id":"c","reason":"repeat_limited"}')
-    send(s, "p-dead-letters", b'{"error":{"code":"invalid_json","message":"x"}}')
-    send(s, "p-piggyback-fires", b'{"fire_id":"a:0"}')
+    for label in [
+        ("outcome", "attributed", "post_click"),
+        ("outcome", "attributed", "post_view"),
+        ("outcome", "unattributed", "repeat_limited"),
+        ("dead_letter", "invalid_json"),
+    ]:
+        s.metrics.count_output(label)  # the streaming app's hook, once the broker acknowledged it
     assert sample(s, "attribution_outcomes_total", kind="attributed", reason="post_click") == 1
     assert sample(s, "attribution_outcomes_total", kind="attributed", reason="post_view") == 1
     assert sample(s, "attribution_outcomes_total", kind="unattributed", reason="repeat_limited") == 1
     assert sample(s, "attribution_dead_letters_total", code="invalid_json") == 1
 
 
-def test_unreadable_output_records_count_as_nothing() -> None:
-    assert output_labels("dead-letters", b"{") is None
-    assert output_labels("attributed-conversions", b"{}") is None
-    assert output_labels("clicks", b"{}") is None
+def test_outputs_are_labelled_from_what_the_engine_made_and_piggyback_fires_are_not_counted() -> None:
+    attributed = AttributedConversion(
+        "c", 1, 10, "u", 5, "post_view", "t", 1, "a", 100, 7, None, 4, None, None, None, None, None
+    )
+    assert output_label(attributed) == ("outcome", "attributed", "post_view")
+    assert output_label(UnattributedConversion("c", 1, "u", 5, "no_eligible_touch")) == (
+        "outcome",
+        "unattributed",
+        "no_eligible_touch",
+    )
+    assert output_label(PiggybackFire("c:0", "c", 1, "img", "https://x.example/p", 0, "u", 5)) is None
 
 
 def test_the_events_agents_processing_time_is_a_histogram_and_other_streams_are_left_out() -> None:

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import faust
@@ -111,6 +112,9 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
     app.sensors.add(ChangelogGuard([*guarded, settings.topic(UPDATES_TOPIC)]))
     names = {settings.topic(t): t for t in (*EVENT_TOPICS, *CONFIG_TOPICS, *INTERNAL_TOPICS)}
     processor = Processor(settings, names, lambda: cache.config)
+    #: Called with each output's label (`processor.output_label`) once the broker acknowledged
+    #: it: the HTTP side counts them on `/metrics` (`attribution.worker` adds it).
+    output_hooks: list[Callable[[tuple[str, ...]], None]] = []
 
     @app.on_partitions_assigned.connect
     async def fetch_sooner(sender: Any, /, *args: Any, signal: Any, **kw: Any) -> None:
@@ -170,6 +174,9 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
             # records them is written: a crash in between redelivers the record, which is judged
             # again on the state without it, giving the same bytes. See docs/reliability.md.
             sent = [await outputs[t].send(key=k, value=v, force=True) for t, k, v in result.sends]
+            for fut, label in zip(sent, result.labels, strict=True):
+                if label is not None:
+                    asyncio.ensure_future(fut).add_done_callback(partial(_published, output_hooks, label))
             if result.rekey is not None:
                 user_key, raw, headers = result.rekey
                 sent.append(await rekey.send(key=user_key, value=raw, headers=headers, force=True))
@@ -185,9 +192,11 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
     async def config(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             m = event.message
-            dead = processor.check_config(m.topic, m.key, m.value, m.partition, m.offset, m.headers)
-            if dead is not None:
-                await outputs["dead-letters"].send(key=m.key, value=dead, force=True)
+            checked = processor.check_config_record(m.topic, m.key, m.value, m.partition, m.offset, m.headers)
+            if checked is not None:
+                dead, label = checked
+                fut = await outputs["dead-letters"].send(key=m.key, value=dead, force=True)
+                asyncio.ensure_future(fut).add_done_callback(partial(_published, output_hooks, label))
             # What the cache decided about this record: re-publish a valid version over an invalid
             # one (compaction then keeps it), warn about deletes of unknown ids and unknown pixels.
             if not await cache.wait_applied(m.topic, m.partition, m.offset, CONFIG_WAIT_S):
@@ -211,5 +220,14 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
         "processor": processor,
         "outputs": outputs,
         "reports": reports,
+        "output_hooks": output_hooks,
     }
     return app
+
+
+def _published(hooks: list[Callable[[tuple[str, ...]], None]], label: tuple[str, ...], fut: Any) -> None:
+    """Done-callback of an output's send: tell the hooks once the broker acknowledged it."""
+    if fut.cancelled() or fut.exception() is not None:
+        return
+    for hook in hooks:
+        hook(label)

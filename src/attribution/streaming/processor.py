@@ -20,6 +20,7 @@ from attribution.contract import EVENT_TOPICS, dead_letter, decode, decode_confi
 from attribution.contract.state_codec import decode_state, has_held
 from attribution.domain import (
     EMPTY,
+    AttributedConversion,
     Config,
     Conversion,
     Forgotten,
@@ -27,6 +28,7 @@ from attribution.domain import (
     Output,
     Pixel,
     Touch,
+    UnattributedConversion,
     UserState,
     hold,
     release,
@@ -40,6 +42,9 @@ from attribution.streaming.topics import REKEY_TOPIC, TICK_TOPIC
 
 Headers = Sequence[tuple[str, bytes]]
 Send = tuple[str, bytes | None, bytes]
+#: What an output counts as: ("outcome", "attributed", attribution), ("outcome", "unattributed",
+#: reason) or ("dead_letter", code).
+Label = tuple[str, ...]
 StateGetter = Callable[[bytes], bytes | None]
 
 #: Header of a re-keyed record naming its original topic (default name).
@@ -56,6 +61,8 @@ STATE_CACHE_SIZE = 20_000
 class Result:
     writes: dict[bytes, bytes] = field(default_factory=dict)  # user key -> new encoded state
     sends: list[Send] = field(default_factory=list)  # (output topic default name, key, value)
+    #: per send, what `/metrics` counts once the broker acknowledges it (`output_label`), or None
+    labels: list[Label | None] = field(default_factory=list)
     rekey: tuple[bytes, bytes | None, list[tuple[str, bytes]]] | None = None
     partition: int = 0  # the input partition of the message (every write is to its users)
     deletes: list[bytes] = field(default_factory=list)  # users whose state expired (`expiry`)
@@ -117,6 +124,7 @@ class Processor:
             record = decode(name, value, self.token_keys)
         except RecordError as exc:
             result.sends.append(("dead-letters", key, encode(dead_letter(exc, topic, partition, offset, value))))
+            result.labels.append(("dead_letter", exc.code))
             return result
         assert not isinstance(record, (Pixel, LineItem))
         user_key = record.user_id.encode()
@@ -193,11 +201,24 @@ class Processor:
         headers: Headers | None = None,
     ) -> bytes | None:
         """The encoded dead letter of an invalid config record, or None when it is valid."""
+        checked = self.check_config_record(topic, key, value, partition, offset, headers)
+        return None if checked is None else checked[0]
+
+    def check_config_record(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int,
+        offset: int,
+        headers: Headers | None = None,
+    ) -> tuple[bytes, Label] | None:
+        """`check_config` with the dead letter's label for `/metrics`."""
         try:
             reject_oversized(headers)
             decode_config(self.names.get(topic, topic), key, value)  # the same rule as the config cache's
         except RecordError as exc:
-            return encode(dead_letter(exc, topic, partition, offset, value))
+            return encode(dead_letter(exc, topic, partition, offset, value)), ("dead_letter", exc.code)
         return None
 
     def _step(
@@ -243,7 +264,9 @@ class Processor:
         if new_state is not state:
             raw = result.writes[user_key] = self.expiry.encode(user_key, state, new_state, result.partition)
             self._remember(user_key, raw, new_state)
-        result.sends.extend((topic_of(o), user_key, encode(o)) for o in outputs)
+        for o in outputs:
+            result.sends.append((topic_of(o), user_key, encode(o)))
+            result.labels.append(output_label(o))
 
     def _expire(self, partition: int, get_state: StateGetter, result: Result) -> None:
         """Users of the partition whose state expired, to delete, and quiet users whose state
@@ -256,6 +279,15 @@ class Processor:
     def _horizon(self, partition: int) -> int:
         # NEVER (no conversion seen yet on this partition) keeps every touch: nothing is judged yet.
         return self.time.of(partition).horizon
+
+
+def output_label(output: Output) -> Label | None:
+    """What an output counts as on `/metrics` (None: not counted, a piggyback fire)."""
+    if isinstance(output, AttributedConversion):
+        return ("outcome", "attributed", output.attribution)
+    if isinstance(output, UnattributedConversion):
+        return ("outcome", "unattributed", output.reason)
+    return None
 
 
 def _source(headers: Headers | None) -> str:

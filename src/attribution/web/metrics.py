@@ -17,8 +17,10 @@ Figures are per worker, as Prometheus expects (sum them across workers). Counter
 published, so a record re-published after a crash (at-least-once delivery) counts again; `/stats`
 is the deduplicated view.
 
-They are fed by a Faust sensor (`MetricsSensor`): Faust calls it for every consumed message, every
-stream event and every send, so the agents need no code of their own for it. The state counters
+They are fed by a Faust sensor (`MetricsSensor`): Faust calls it for every consumed message and
+every stream event, so the agents need no code of their own for it. Outcomes and dead letters are
+counted as the processor labelled them (`streaming.processor.output_label`), once the broker
+acknowledged each (`Metrics.count_output`, a hook of the streaming app): no output is parsed again. The state counters
 are plain integers the processor keeps (`Processor.forgotten`, `StateExpiry.deleted`), read at
 scrape time (`Metrics.forgotten`), so the hot path pays an addition only when a bound forgets;
 the consumed records are likewise added up per topic in a plain dict and passed to their
@@ -32,7 +34,6 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import faust
-import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -96,6 +97,13 @@ class Metrics:
         )
         self._config_notes_seen: dict[tuple[str, str], int] = {}
 
+    def count_output(self, label: tuple[str, ...]) -> None:
+        """Count one acknowledged output: ("outcome", kind, reason) or ("dead_letter", code)."""
+        if label[0] == "outcome":
+            self.outcomes.labels(label[1], label[2]).inc()
+        elif label[0] == "dead_letter":
+            self.dead_letters.labels(label[1]).inc()
+
     def set_config_notes(self, counts: Mapping[tuple[str, str], int]) -> None:
         """Bring the config-record counter up to the config agent's counts (they only grow)."""
         for (topic, kind), n in counts.items():
@@ -154,21 +162,6 @@ class _ReportCollector(Collector):
         yield family
 
 
-def output_labels(topic: str, value: bytes | None) -> tuple[str, ...] | None:
-    """What an output record counts as: ("outcome", kind, reason), ("dead_letter", code) or None."""
-    if value is None or topic not in ("attributed-conversions", "unattributed-conversions", "dead-letters"):
-        return None
-    try:
-        record = orjson.loads(value)
-        if topic == "attributed-conversions":
-            return ("outcome", "attributed", str(record["attribution"]))
-        if topic == "unattributed-conversions":
-            return ("outcome", "unattributed", str(record["reason"]))
-        return ("dead_letter", str(record["error"]["code"]))
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        return None
-
-
 class MetricsSensor(faust.Sensor):
     """Feeds `Metrics` from Faust's sensor callbacks. `names` maps actual topic names to default
     names; topics not in it (changelogs, other apps) are ignored."""
@@ -212,18 +205,6 @@ class MetricsSensor(faust.Sensor):
             started = state["started"]
         if started is not None:
             self.metrics.processing.observe(time.perf_counter() - started)
-
-    def on_send_initiated(self, producer: Any, topic: str, message: Any, keysize: int, valsize: int) -> Any:
-        name = self.names.get(topic)
-        return None if name is None else output_labels(name, getattr(message, "value", None))
-
-    def on_send_completed(self, producer: Any, state: Any, metadata: Any) -> None:
-        if not state:
-            return
-        if state[0] == "outcome":
-            self.metrics.outcomes.labels(state[1], state[2]).inc()
-        else:
-            self.metrics.dead_letters.labels(state[1]).inc()
 
     def assignment(self, consumer: Any) -> list[tuple[str, int]]:
         """(default topic name, partition) of each assigned input partition."""

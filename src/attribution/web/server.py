@@ -81,10 +81,12 @@ def register(
     processor: WorkerView,
     internal_topics: Sequence[str] = (),
     report_counts: Callable[[], Mapping[str, int]] = dict,
+    output_hooks: list[Callable[[tuple[str, ...]], None]] | None = None,
 ) -> WebRuntime:
     """Add the routes, the reporting feed (an app task) and the metrics sensor to `app`;
     `internal_topics` are the worker's own topics (default names), counted on `/metrics` too;
-    `report_counts` reads the hourly report agents' running totals, by result."""
+    `report_counts` reads the hourly report agents' running totals, by result; `output_hooks`
+    gets the counter of the worker's acknowledged outputs."""
     window = OutcomeWindow(settings.stats_max_records)
     feed = OutcomeFeed(settings, window)
     reporting = Reporting(window, now_ms, feed.caught_up.is_set)
@@ -104,6 +106,8 @@ def register(
     app.sensors.add(sensor)
     refresh = refresher(sensor, lambda: app.consumer, processor.held_conversions, lambda: cache.counted)
     metrics.forgotten = processor.forgotten_counts
+    if output_hooks is not None:
+        output_hooks.append(metrics.count_output)
     metrics.report_outcomes = report_counts
 
     def scrape() -> bytes:
