@@ -215,3 +215,24 @@ async def test_a_stopping_worker_waits_less_for_its_state_writes_and_then_does_n
 
     with pytest.raises(RuntimeError, match="not committed"):
         await asyncio.wait_for(commits._commit_offsets(consumer, {TP0: 5}), 1)
+
+
+async def test_a_seek_runs_on_the_consumer_thread_not_the_callers() -> None:
+    from faust.transport.consumer import ThreadDelegateConsumer
+
+    patch_consumer()
+    assert ThreadDelegateConsumer._seek is commits._seek_on_consumer_thread
+    calls: list[tuple[Any, ...]] = []
+
+    class Thread:
+        def seek(self, partition: Any, offset: int) -> None:
+            calls.append(("seek", partition, offset))
+
+        async def call_thread(self, fun: Any, *args: Any) -> Any:
+            calls.append(("on the consumer thread",))
+            return fun(*args)
+
+    consumer = type("C", (), {"_thread": Thread()})()
+    await commits._seek_on_consumer_thread(consumer, TP0, 42)
+
+    assert calls == [("on the consumer thread",), ("seek", TP0, 42)]

@@ -25,6 +25,8 @@ bookkeeping for the topics whose records are acknowledged:
 * `lost_heads` finds a partition whose first unhandled record was handed to a stream but never
   handled while later ones were (a record dropped from a stream buffer); the app seeks it back, and
   the records from there are handled again (handling is idempotent);
+* a seek runs on the consumer's own thread (Faust's driver calls aiokafka's from the caller's,
+  racing the fetcher, which then crashed on records deleted under it);
 * before offsets are committed, every send handed to Faust's producer buffer so far (the tables'
   changelog writes, `Producer.send_soon`) is acknowledged by the broker (`Unsettled`). Faust's own
   flush before a commit (`ProducerBuffer.flush`) gives up after 100 ms without a message sent, and
@@ -47,7 +49,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 import faust
-from faust.transport.consumer import Consumer
+from faust.transport.consumer import Consumer, ThreadDelegateConsumer
 from faust.transport.producer import Producer
 
 log = logging.getLogger(__name__)
@@ -244,6 +246,13 @@ async def _seek(self: Any, partition: Any, offset: int) -> None:
         delivered.reset(partition, offset)
 
 
+async def _seek_on_consumer_thread(self: Any, partition: Any, offset: int) -> None:
+    # Faust's driver calls aiokafka's `seek` from the caller's thread, and it deletes the
+    # partition's fetched records while the consumer thread may be iterating them: a KeyError in
+    # aiokafka's `fetched_records` crashed the fetcher during a hand-over. On its own thread.
+    await self._thread.call_thread(self._thread.seek, partition, offset)
+
+
 def patch_consumer() -> None:
     """Apply the fix to Faust's `Consumer` (once; idempotent). RuntimeError on another Faust."""
     if faust.__version__ != SUPPORTED_FAUST:
@@ -264,6 +273,8 @@ def patch_consumer() -> None:
         setattr(Consumer, name, fn)
     _original["send_soon"] = Producer.send_soon
     Producer.send_soon = _send_soon  # type: ignore[method-assign]
+    _original["_seek"] = ThreadDelegateConsumer._seek
+    ThreadDelegateConsumer._seek = _seek_on_consumer_thread  # type: ignore[method-assign]
 
 
 def install(app: faust.App) -> Delivered:
