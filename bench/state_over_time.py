@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from attribution.contract.state_codec import encode_state
 from attribution.domain import EMPTY, Config, Conversion, Limits, LineItem, Pixel, PixelLink, Touch, UserState, step
 from attribution.domain.config import DAY_MS
-from attribution.expiry_index import ExpiryIndex, due_state, first_look
+from attribution.expiry_index import ExpiryIndex, expire_due, first_look
 
 T0 = 1_700_000_000_000
 ADVERTISERS = (1, 2, 3)
@@ -98,17 +98,6 @@ def main() -> None:
     deleted = events = 0
     started = time.perf_counter()
 
-    horizon = 0
-
-    def check(uid: str) -> int | None:  # as `replay` does
-        state = store.get(uid)
-        if state is None:
-            return None
-        look, kept = due_state(state, horizon, retention, limits)
-        if kept is not state:
-            store[uid] = kept
-        return look
-
     print("| day | events | users kept | state bytes | bytes/user | users ever seen (no deletion) | deleted |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for day in range(args.days):
@@ -123,11 +112,7 @@ def main() -> None:
             ever.add(uid)
             if before is None:
                 index.add(0, uid, first_look(state, retention, limits))
-            if index.any_due(0, event.timestamp):
-                horizon = event.timestamp
-                for gone in index.due(0, event.timestamp, check):
-                    del store[gone]
-                    deleted += 1
+            deleted += len(expire_due(index, store, event.timestamp, retention, limits))  # as `replay` does
         size = sum(len(encode_state(s)) for s in store.values())
         print(
             f"| {day + 1} | {events:,} | {len(store):,} | {size:,} | {size // max(1, len(store)):,} "

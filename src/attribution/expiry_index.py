@@ -7,7 +7,7 @@ ones); see `streaming.expiry` for how it is used. Pure data structure: no Faust,
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, MutableMapping
 from typing import Generic, TypeVar
 
 from attribution.domain import Limits, UserState
@@ -106,3 +106,32 @@ class ExpiryIndex(Generic[K]):
 
     def clear(self) -> None:
         self.heaps.clear()
+
+
+def expire_due(
+    index: ExpiryIndex[K],
+    states: MutableMapping[K, UserState],
+    horizon: int,
+    retention: Retention,
+    limits: Limits,
+    partition: int = 0,
+) -> list[K]:
+    """For a map of decoded states (`replay`, benchmarks): delete the users of `partition` whose
+    state expired before `horizon`, compact those whose state partly did (`due_state`); returns
+    the keys deleted."""
+    if not index.any_due(partition, horizon):
+        return []
+
+    def check(key: K) -> int | None:
+        state = states.get(key)
+        if state is None:
+            return None
+        look, kept = due_state(state, horizon, retention, limits)
+        if kept is not state:
+            states[key] = kept
+        return look
+
+    gone = index.due(partition, horizon, check)
+    for key in gone:
+        del states[key]
+    return gone

@@ -31,7 +31,7 @@ from typing import Protocol
 
 from attribution.contract import encode, topic_of
 from attribution.domain import DEFAULT_LIMITS, EMPTY, Config, Limits, UserState, step
-from attribution.expiry_index import ExpiryIndex, due_state, first_look
+from attribution.expiry_index import ExpiryIndex, expire_due, first_look
 from attribution.replay_input import Appender, Unordered, config_id
 from attribution.replay_order import RUN_EVENTS, ExternalSort, Input, Order, Streaming, Workspace, sources_of
 from attribution.replay_sink import OUTPUT_FILES, FileSink, MemorySink
@@ -124,17 +124,6 @@ def _replay(order: Order, sink: Sink, limits: Limits, progress: Progress | None)
     index: ExpiryIndex[str] = ExpiryIndex()
     retention = config.retention
 
-    horizon = 0
-
-    def check(uid: str) -> int | None:
-        state = users.get(uid)
-        if state is None:
-            return None
-        look, kept = due_state(state, horizon, retention, limits)
-        if kept is not state:
-            users[uid] = kept  # what expired of a quiet user's state: never needed again
-        return look
-
     n = 0
     for n, (ts, _, _, _, event) in enumerate(order.rows(), 1):
         uid = event.user_id
@@ -143,11 +132,8 @@ def _replay(order: Order, sink: Sink, limits: Limits, progress: Progress | None)
         users[uid] = state
         if before is None:
             index.add(0, uid, first_look(state, retention, limits))
-        if index.any_due(0, ts):  # the horizon: no later event is earlier than this one
-            horizon = ts
-            for gone in index.due(0, ts, check):
-                del users[gone]
-                result.expired += 1
+        # The horizon: no later event is earlier than this one.
+        result.expired += len(expire_due(index, users, ts, retention, limits))
         for out in outputs:
             outs[topic_of(out)].append(encode(out))
         if progress is not None and not n % 65536:

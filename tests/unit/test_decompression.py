@@ -179,9 +179,9 @@ def test_a_stub_from_the_batch_budget_says_so() -> None:
 def test_a_stub_on_a_config_topic_is_dead_lettered_and_never_applied() -> None:
     prefix = orjson.dumps(PIXEL) + b" " * 10
     headers = [("attribution-too-large", b"5000000")]
-    dead = Processor(Settings(), NAMES, Config).check_config("pixels", b"1", prefix, 0, 3, headers)
-    assert dead is not None
-    assert orjson.loads(dead)["error"]["code"] == "record_too_large"
+    checked = Processor(Settings(), NAMES, Config).check_config("pixels", b"1", prefix, 0, 3, headers)
+    assert checked is not None
+    assert orjson.loads(checked[0])["error"]["code"] == "record_too_large"
     cache = ConfigCache(Settings())
     cache.apply("pixels", b"1", prefix, 0, 3, headers)
     assert cache.pixels == {}

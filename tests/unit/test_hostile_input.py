@@ -32,9 +32,9 @@ def test_a_hostile_record_becomes_one_dead_letter_with_its_code_and_no_state_cha
         return None
 
     if case.topic in CONFIG_TOPICS:
-        raw = processor.check_config(case.topic, case.key, case.value, 3, 42)
-        assert raw is not None
-        letters = [raw]
+        checked = processor.check_config(case.topic, case.key, case.value, 3, 42)
+        assert checked is not None
+        letters = [checked[0]]
     else:
         result = processor.handle(case.topic, case.key, case.value, 3, 42, None, get_state)
         assert result.writes == {}

@@ -421,9 +421,11 @@ def test_check_config_passes_a_valid_record_keyed_by_its_id(name: str, value: by
 
 @pytest.mark.parametrize("key", [b"2", b"01", b" 1", b"1 ", b"zz1", None])
 def test_check_config_dead_letters_a_valid_record_not_keyed_by_its_id_as_invalid_key(key: bytes | None) -> None:
-    dead = Harness().processor.check_config(topic("pixels"), key, raw(pixel_json(id=1)), 0, 0)
-    assert dead is not None
+    checked = Harness().processor.check_config(topic("pixels"), key, raw(pixel_json(id=1)), 0, 0)
+    assert checked is not None
+    dead, label = checked
     assert orjson.loads(dead)["error"]["code"] == "invalid_key"
+    assert label == ("dead_letter", "invalid_key")
 
 
 @pytest.mark.parametrize("name", CONFIG_TOPICS)
@@ -452,9 +454,9 @@ def test_check_config_passes_a_tombstone_keyed_by_an_id(name: str) -> None:
 def test_check_config_dead_letters_an_invalid_record_naming_the_field(
     name: str, value: bytes, code: str, field: str
 ) -> None:
-    dead = Harness().processor.check_config(topic(name), b"1", value, 0, 7)
-    assert dead is not None
-    [(_, _, letter)] = decoded([("dead-letters", b"1", dead)])
+    checked = Harness().processor.check_config(topic(name), b"1", value, 0, 7)
+    assert checked is not None
+    [(_, _, letter)] = decoded([("dead-letters", b"1", checked[0])])
     assert (letter["topic"], letter["partition"], letter["offset"]) == (topic(name), 0, 7)
     assert letter["error"]["code"] == code
     assert letter["error"]["message"].startswith(f"{field}:")
@@ -463,9 +465,9 @@ def test_check_config_dead_letters_an_invalid_record_naming_the_field(
 
 @pytest.mark.parametrize("key", [b"abc", None, b"", b"-1"], ids=["text", "none", "empty", "negative"])
 def test_check_config_dead_letters_a_tombstone_whose_key_is_not_an_id(key: bytes | None) -> None:
-    dead = Harness().processor.check_config(topic("pixels"), key, None, 0, 3)
-    assert dead is not None
-    [(_, _, letter)] = decoded([("dead-letters", key, dead)])
+    checked = Harness().processor.check_config(topic("pixels"), key, None, 0, 3)
+    assert checked is not None
+    [(_, _, letter)] = decoded([("dead-letters", key, checked[0])])
     assert letter["error"]["code"] == "invalid_key"
     assert letter["payload"] is None
 

@@ -192,7 +192,7 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
     async def config(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             m = event.message
-            checked = processor.check_config_record(m.topic, m.key, m.value, m.partition, m.offset, m.headers)
+            checked = processor.check_config(m.topic, m.key, m.value, m.partition, m.offset, m.headers)
             if checked is not None:
                 dead, label = checked
                 fut = await outputs["dead-letters"].send(key=m.key, value=dead, force=True)

@@ -199,21 +199,9 @@ class Processor:
         partition: int,
         offset: int,
         headers: Headers | None = None,
-    ) -> bytes | None:
-        """The encoded dead letter of an invalid config record, or None when it is valid."""
-        checked = self.check_config_record(topic, key, value, partition, offset, headers)
-        return None if checked is None else checked[0]
-
-    def check_config_record(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        partition: int,
-        offset: int,
-        headers: Headers | None = None,
     ) -> tuple[bytes, Label] | None:
-        """`check_config` with the dead letter's label for `/metrics`."""
+        """The encoded dead letter of an invalid config record with its label for `/metrics`,
+        or None when the record is valid."""
         try:
             reject_oversized(headers)
             decode_config(self.names.get(topic, topic), key, value)  # the same rule as the config cache's
