@@ -239,3 +239,26 @@ async def answer(call: Any) -> Any:
         return await call
     except ApiError as exc:
         return error_reply(exc)
+
+
+def record_batch(
+    codec: int, records: Sequence[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]], base_offset: int = 0
+) -> bytes:
+    """One Kafka record batch (format v2) of `records` (key, value, headers) compressed with
+    `codec` (aiokafka's codec constant), its first offset `base_offset`: what a fetch returns."""
+    from aiokafka.record.default_records import DefaultRecordBatchBuilder
+
+    builder = DefaultRecordBatchBuilder(
+        magic=2,
+        compression_type=codec,
+        is_transactional=False,
+        producer_id=-1,
+        producer_epoch=-1,
+        base_sequence=-1,
+        batch_size=1 << 30,
+    )
+    for i, (key, value, headers) in enumerate(records):
+        builder.append(i, timestamp=1000 + i, key=key, value=value, headers=headers)
+    raw = bytearray(builder.build())
+    raw[0:8] = base_offset.to_bytes(8, "big")  # the base offset is not covered by the CRC
+    return bytes(raw)

@@ -48,6 +48,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def conversion_ids(entries: list[dict[str, Any]]) -> set[str]:
+    """The distinct conversions of replay-format entries (the traffic repeats some)."""
+    return {e["value"]["event_id"] for e in entries if e["topic"] == "conversions"}
+
+
+def by_topic(entries: list[dict[str, Any]], *topics: str) -> list[dict[str, Any]]:
+    """The entries of these topics, in order."""
+    return [e for e in entries if e["topic"] in topics]
+
+
 def traffic(users: int, events: int, seed: int = 7, conversion_share: float = 0.1) -> list[dict[str, Any]]:
     """Synthetic traffic (config first, events in timestamp order) in the replay file format."""
     from attribution.synth import TrafficSpec, config_records

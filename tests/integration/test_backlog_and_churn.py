@@ -16,14 +16,17 @@ from typing import Any
 
 import orjson
 
-from integration.harness import OUTPUTS, Pipeline, distinct_outcomes, outcome_count, replay_outputs, traffic
+from integration.harness import (
+    OUTPUTS,
+    Pipeline,
+    conversion_ids,
+    distinct_outcomes,
+    outcome_count,
+    replay_outputs,
+    traffic,
+)
 
 BACKLOG_EVENTS = 50_000
-
-
-def conversions_in(entries: list[dict[str, Any]]) -> int:
-    """Distinct conversions (the traffic repeats some, as upstream redelivery does)."""
-    return len({e["value"]["event_id"] for e in entries if e["topic"] == "conversions"})
 
 
 def fires(outputs: dict[str, list[bytes]]) -> set[bytes]:
@@ -33,7 +36,7 @@ def fires(outputs: dict[str, list[bytes]]) -> set[bytes]:
 def assert_like_replay(pipeline: Pipeline, entries: list[dict[str, Any]], timeout: float = 240) -> dict[str, Any]:
     expected_out = replay_outputs(entries)
     expected = distinct_outcomes(expected_out)
-    assert len(expected) == conversions_in(entries)
+    assert len(expected) == len(conversion_ids(entries))
     out = pipeline.read(until=lambda o: outcome_count(o) >= len(expected), timeout=timeout, settle=4)
     got = distinct_outcomes(out)  # fails on a conversion with two different outcomes
     missing = sorted(set(expected) - set(got))
@@ -67,7 +70,7 @@ def test_a_backlog_drained_by_workers_joining_and_killed_gives_replays_outcomes(
     pipeline = Pipeline(tmp_path, partitions=4, hold_ms=3000)
     try:
         entries = traffic(users=3000, events=BACKLOG_EVENTS, seed=22)
-        total = conversions_in(entries)
+        total = len(conversion_ids(entries))
         pipeline.produce(entries)
         first = pipeline.start_worker("w1")
         pipeline.read(until=lambda o: outcome_count(o) >= total // 6, timeout=180, settle=0)

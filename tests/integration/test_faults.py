@@ -19,6 +19,8 @@ import pytest
 from integration.harness import (
     ROOT,
     Pipeline,
+    by_topic,
+    conversion_ids,
     distinct_outcomes,
     free_port,
     normalized,
@@ -32,14 +34,6 @@ from integration.harness import (
 # wait once its touch partitions are caught up (after a takeover, a touch partition whose records
 # were all handled and committed before has nothing more to read: its conversions wait this long).
 LONG_HOLD_MS = 5_000
-
-
-def conversion_ids(entries: list[dict[str, Any]]) -> set[str]:
-    return {e["value"]["event_id"] for e in entries if e["topic"] == "conversions"}
-
-
-def by_topic(entries: list[dict[str, Any]], *topics: str) -> list[dict[str, Any]]:
-    return [e for e in entries if e["topic"] in topics]
 
 
 def assert_same_outcomes_as_replay(pipeline: Pipeline, entries: list[dict[str, Any]], timeout: float = 150) -> None:

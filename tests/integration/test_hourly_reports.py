@@ -16,6 +16,8 @@ from attribution.contract.report_codec import validate_row
 from integration.harness import (
     ATTRIBUTION,
     Pipeline,
+    by_topic,
+    conversion_ids,
     expected_report_rows,
     read_report_rows,
     sentinels,
@@ -23,10 +25,6 @@ from integration.harness import (
 )
 
 LONG_HOLD_MS = 5_000
-
-
-def by_topic(entries: list[dict[str, Any]], *topics: str) -> list[dict[str, Any]]:
-    return [e for e in entries if e["topic"] in topics]
 
 
 def wait_for_rows(
@@ -78,7 +76,7 @@ def test_a_worker_killed_mid_stream_and_restarted_counts_every_conversion_once_i
         entries = traffic(users=1000, events=20_000)
         pipeline.produce(entries + sentinels(pipeline.partitions))
         worker = pipeline.start_worker()
-        total = len({e["value"]["event_id"] for e in entries if e["topic"] == "conversions"})
+        total = len(conversion_ids(entries))
         wait_until_counted(pipeline, total // 4)
         pipeline.stop(worker, kill=True)  # kill -9, mid-stream: outcomes and rows re-published after
         assert counted(read_report_rows(pipeline)) < total, "the kill did not land mid-stream: nothing was tested"
@@ -102,7 +100,7 @@ def test_a_second_worker_joining_mid_stream_counts_every_conversion_once_in_the_
     pipeline = Pipeline(tmp_path, partitions=4, hold_ms=LONG_HOLD_MS)
     try:
         entries = traffic(users=1000, events=16_000)
-        total = len({e["value"]["event_id"] for e in entries if e["topic"] == "conversions"})
+        total = len(conversion_ids(entries))
         pipeline.produce(by_topic(entries, "pixels", "line-items"))
         pipeline.start_worker("w1")
         pipeline.produce(by_topic(entries, "impressions", "clicks", "conversions") + sentinels(pipeline.partitions))

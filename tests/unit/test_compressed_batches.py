@@ -15,12 +15,12 @@ import aiokafka.codec
 import cramjam
 import pytest
 from aiokafka.consumer.fetcher import PartitionRecords
-from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.structs import TopicPartition
 
 from attribution.streaming import decompression
 from attribution.streaming.decompression import UndecodableBatch, UndecodableBatchError
+from helpers import record_batch
 
 NONE, GZIP, SNAPPY, LZ4, ZSTD = range(5)
 CODECS = {"gzip": GZIP, "snappy": SNAPPY, "lz4": LZ4, "zstd": ZSTD}
@@ -48,20 +48,7 @@ def installed() -> Iterator[None]:
 
 
 def batch(codec: int, records: list[tuple[bytes | None, bytes | None]], base_offset: int = 0) -> bytes:
-    builder = DefaultRecordBatchBuilder(
-        magic=2,
-        compression_type=codec,
-        is_transactional=False,
-        producer_id=-1,
-        producer_epoch=-1,
-        base_sequence=-1,
-        batch_size=1 << 30,
-    )
-    for i, (key, value) in enumerate(records):
-        builder.append(i, timestamp=1000 + i, key=key, value=value, headers=[])
-    raw = bytearray(builder.build())
-    raw[0:8] = base_offset.to_bytes(8, "big")  # the base offset is not covered by the CRC
-    return bytes(raw)
+    return record_batch(codec, [(key, value, []) for key, value in records], base_offset)
 
 
 def read(raw: bytes) -> list[tuple[bytes | None, bytes | None]]:

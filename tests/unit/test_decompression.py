@@ -11,7 +11,6 @@ from typing import Any
 import aiokafka
 import orjson
 import pytest
-from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
 
 from attribution.contract import CONFIG_TOPICS, EVENT_TOPICS
@@ -21,6 +20,7 @@ from attribution.streaming import decompression
 from attribution.streaming.config_cache import ConfigCache
 from attribution.streaming.processor import Processor
 from attribution.streaming.topics import INTERNAL_TOPICS
+from helpers import record_batch
 from hostile import CONVERSION, PIXEL
 
 GZIP = 1
@@ -60,18 +60,7 @@ def _installed() -> Iterator[None]:
 
 
 def batch(records: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]) -> bytes:
-    builder = DefaultRecordBatchBuilder(
-        magic=2,
-        compression_type=GZIP,
-        is_transactional=False,
-        producer_id=-1,
-        producer_epoch=-1,
-        base_sequence=-1,
-        batch_size=1 << 30,
-    )
-    for i, (key, value, headers) in enumerate(records):
-        builder.append(i, timestamp=1000 + i, key=key, value=value, headers=headers)
-    return bytes(builder.build())
+    return record_batch(GZIP, records)
 
 
 def read(raw: bytes) -> list[tuple[int, int, bytes | None, bytes | None, list[tuple[str, bytes]]]]:
