@@ -160,8 +160,10 @@ async def read_to_end(
     *,
     timeout: float | None = 30.0,
     progress: Callable[[int], object] | None = None,
+    wait_s: float = 0.0,
 ) -> dict[str, list[Record]]:
-    """Every record of `topics`, from the beginning to the end offsets read at start.
+    """Every record of `topics`, from the beginning to the end offsets read at start; a topic
+    missing from the broker's metadata is waited for up to `wait_s` (`TopicFollower`).
 
     Records are returned per topic, ordered by partition then offset. Only committed records are
     read (aborted transactional records are skipped). `timeout` bounds the whole read (None: no
@@ -170,7 +172,7 @@ async def read_to_end(
     from attribution.kafka.follower import TopicFollower
 
     deadline = None if timeout is None else time.monotonic() + timeout
-    async with TopicFollower(settings, topics, max_partition_fetch_bytes=4 * 1_048_576) as follower:
+    async with TopicFollower(settings, topics, wait_s=wait_s, max_partition_fetch_bytes=4 * 1_048_576) as follower:
         tps, ends = follower.partitions, follower.ends
         result: dict[str, list[Record]] = {tp.topic: [] for tp in tps}
         pending = {tp for tp, end in ends.items() if end > 0}
@@ -229,7 +231,9 @@ class KafkaConfigStore:
     async def _fold(self) -> ConfigFold:
         if self._folded is None:
             names = {self.settings.topic(t): t for t in CONFIG_TOPICS}
-            records = await read_to_end(self.settings, list(names), timeout=self.timeout)
+            # Topics created a moment ago (`attribution topics create`) may not be in the
+            # broker's metadata yet: wait a little for them, as the worker's config cache does.
+            records = await read_to_end(self.settings, list(names), timeout=self.timeout, wait_s=5.0)
             folded = ConfigFold()
             for topic, recs in records.items():
                 for r in recs:
