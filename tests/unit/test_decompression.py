@@ -150,7 +150,7 @@ def test_a_stub_is_one_record_too_large_dead_letter_on_an_event_topic_and_touche
     processor = Processor(Settings(), NAMES, Config)
     headers = [("attribution-too-large", b"314572800")]
     result = processor.handle("conversions", b"u-1", PADDED[:4096], 0, 7, headers, lambda k: pytest.fail("read"))
-    assert (result.writes, result.rekey) == ({}, None)
+    assert (result.writes, result.rekeys) == ({}, [])
     [(topic, key, raw)] = result.sends
     letter = orjson.loads(raw)
     assert (topic, key, letter["error"]["code"]) == ("dead-letters", b"u-1", "record_too_large")

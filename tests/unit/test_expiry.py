@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -124,6 +124,51 @@ def test_a_user_whose_state_expired_before_the_partitions_horizon_is_deleted() -
     assert result.deletes == [b"old"]
     assert set(stream.table) == {b"new"}
     assert stream.processor.expiry.deleted == 1
+
+
+class Consumed(NamedTuple):
+    key: bytes
+    value: bytes
+    offset: int
+    headers: None = None
+
+
+def test_a_user_expired_and_seen_again_in_one_batch_is_written_afresh_not_deleted() -> None:
+    stream = Stream()
+    stream.event("clicks", click_json(user_id="old", timestamp=T0))
+    stream.event("clicks", click_json(user_id="new", timestamp=T0 + 15 * DAY))
+    stream.event("impressions", impression_json(user_id="new", timestamp=T0 + 15 * DAY))
+    late = {"user_id": "old", "timestamp": T0 + 14 * DAY + 2}
+    batch = [  # the first conversion expires "old"; the second is old's, judged on an empty state
+        Consumed(b"new", orjson.dumps(conversion_json(user_id="new", timestamp=T0 + 14 * DAY + 1)), 10),
+        Consumed(b"old", orjson.dumps(conversion_json(event_id="v-old", **late)), 11),
+    ]
+    result = stream.processor.handle_batch("conversions", 0, batch, stream.table.get)
+
+    assert result.deletes == []
+    state = decode_state("old", result.writes[b"old"])
+    assert state.touches == ()  # not the expired click: the table's copy was not read
+    assert state.has_processed("v-old")
+    [(_, _, raw)] = [s for s in result.sends if s[0] == "unattributed-conversions" and s[1] == b"old"]
+    assert orjson.loads(raw)["reason"] == "no_eligible_touch"
+
+
+def test_a_user_the_batch_wrote_is_looked_at_later_not_deleted_by_the_same_batch() -> None:
+    stream = Stream()
+    stream.event("clicks", click_json(user_id="old", timestamp=T0))  # kept 14 days
+    stream.event("clicks", click_json(user_id="new", timestamp=T0 + 15 * DAY))
+    stream.event("impressions", impression_json(user_id="new", timestamp=T0 + 15 * DAY))
+    batch = [
+        Consumed(b"old", orjson.dumps(conversion_json(user_id="old", timestamp=T0 + 13 * DAY)), 10),
+        Consumed(b"new", orjson.dumps(conversion_json(user_id="new", timestamp=T0 + 14 * DAY + 1)), 11),
+    ]
+    result = stream.processor.handle_batch("conversions", 0, batch, stream.table.get)
+
+    assert b"old" in result.writes  # judged by the first record: its entry comes back later
+    assert result.deletes == []
+    stream.table.update(result.writes)
+    later = stream.event("conversions", conversion_json(user_id="new", timestamp=T0 + 120 * DAY))
+    assert b"old" in later.deletes  # its conversion's dedup id and counter outlived: gone by now
 
 
 def test_a_user_active_again_is_not_deleted_but_looked_at_later() -> None:

@@ -38,7 +38,7 @@ def test_a_hostile_record_becomes_one_dead_letter_with_its_code_and_no_state_cha
     else:
         result = processor.handle(case.topic, case.key, case.value, 3, 42, None, get_state)
         assert result.writes == {}
-        assert result.rekey is None
+        assert result.rekeys == []
         assert [t for t, _, _ in result.sends] == ["dead-letters"]
         assert result.sends[0][1] == case.key  # keyed as received
         letters = [result.sends[0][2]]

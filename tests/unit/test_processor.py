@@ -168,7 +168,7 @@ def test_a_bad_event_is_exactly_one_dead_letter_and_no_state_read_or_write(
     h.offsets[topic(name)] = 41
     result = h.handle(name, value, key=b"some-key", partition=3, get_state=no_state)
     assert result.writes == {}
-    assert result.rekey is None
+    assert result.rekeys == []
     [(out, key, letter)] = decoded(result.sends)
     assert (out, key) == ("dead-letters", b"some-key")
     assert letter["topic"] == topic(name)
@@ -218,7 +218,7 @@ def test_a_mis_keyed_event_is_forwarded_keyed_by_its_user_id_with_its_source_top
     record = {"impressions": impression_json, "clicks": click_json, "conversions": conversion_json}[name]()
     value = raw(record)
     result = Harness().handle(name, value, key=key, get_state=no_state)
-    assert result.rekey == (UKEY, value, [(SOURCE_HEADER, name.encode())])
+    assert result.rekeys == [(UKEY, value, [(SOURCE_HEADER, name.encode())])]
     assert result.sends == []
     assert result.writes == {}
 
@@ -226,7 +226,7 @@ def test_a_mis_keyed_event_is_forwarded_keyed_by_its_user_id_with_its_source_top
 def test_a_re_keyed_touch_coming_back_on_the_re_key_topic_is_stored_as_its_source_kind() -> None:
     h = Harness()
     result = h.handle(REKEY_TOPIC, raw(click_json(event_id="c1")), headers=[(SOURCE_HEADER, b"clicks")])
-    assert result.rekey is None
+    assert result.rekeys == []
     assert result.sends == []
     assert set(result.writes) == {UKEY}
     assert [(t.kind, t.event_id) for t in h.state().touches] == [("click", "c1")]
@@ -251,7 +251,7 @@ def test_a_record_on_the_re_key_topic_is_never_forwarded_again_whatever_its_key(
     result = h.handle(
         REKEY_TOPIC, raw(click_json(event_id="c1")), key=b"someone-else", headers=[(SOURCE_HEADER, b"clicks")]
     )
-    assert result.rekey is None
+    assert result.rekeys == []
     assert [t.event_id for t in h.state().touches] == ["c1"]
 
 
@@ -271,7 +271,7 @@ def test_a_touch_is_one_state_write_and_no_send(name: str, kind: str) -> None:
     record = {"impressions": impression_json, "clicks": click_json}[name](event_id="t1")
     result = h.event(name, record)
     assert result.sends == []
-    assert result.rekey is None
+    assert result.rekeys == []
     assert list(result.writes) == [UKEY]
     [touch] = decode_state(USER, result.writes[UKEY]).touches
     assert (touch.kind, touch.event_id, touch.line_item_id) == (kind, "t1", LINE_ITEM)

@@ -51,7 +51,7 @@ def test_a_server_side_conversion_is_forwarded_to_the_re_key_topic_keyed_by_the_
     value = orjson.dumps(server_conversion())
     result = Stream().handle("conversions", value, key=b"advertiser-server-7")
 
-    assert result.rekey == (USER.encode(), value, [(SOURCE_HEADER, b"conversions")])
+    assert result.rekeys == [(USER.encode(), value, [(SOURCE_HEADER, b"conversions")])]
     assert result.sends == []
     assert result.writes == {}
 
@@ -93,7 +93,7 @@ def test_a_bad_token_is_a_dead_letter_invalid_token_and_nothing_else_happens(fie
     assert topic == "dead-letters"
     assert letter["error"]["code"] == "invalid_token"
     assert letter["error"]["message"].startswith("token: ")
-    assert result.rekey is None
+    assert result.rekeys == []
     assert result.writes == {}
     assert SECRET not in result.sends[0][2].decode()
     validator("dead_letter")(letter)
@@ -111,9 +111,8 @@ def test_a_token_signed_with_a_rotation_key_is_accepted() -> None:
     settings = dataclasses.replace(SETTINGS, token_keys=f"k0:{old}")
     record = server_conversion(token=mint(USER, "auction-A", secret=old, key_id="k0"))
     result = Stream(settings).handle("conversions", orjson.dumps(record), key=b"elsewhere")
-
-    assert result.rekey is not None
-    assert result.rekey[0] == USER.encode()
+    [(user_key, _, _)] = result.rekeys
+    assert user_key == USER.encode()
 
 
 def test_a_conversion_with_neither_user_id_nor_token_is_a_schema_violation() -> None:

@@ -5,7 +5,7 @@ a conversion the touch replay credits it to. Synthetic traffic with heavy users,
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import pytest
@@ -46,7 +46,16 @@ def fold(config: list[Any]) -> Config:
     return Config(pixels, line_items)
 
 
-def stream_outcomes(cfg: Config, order: list[tuple[str, str, dict[str, Any]]]) -> dict[str, bytes]:
+class Consumed(NamedTuple):
+    key: bytes
+    value: bytes
+    offset: int
+    headers: None = None
+
+
+def stream_outcomes(cfg: Config, order: list[tuple[str, str, dict[str, Any]]], batch: int = 1) -> dict[str, bytes]:
+    """The outcomes of the stream's processor fed `order`, a record at a time (`batch` 1) or, like
+    the events agent, in batches of up to `batch` consecutive records of one topic."""
     processor = Processor(Settings(hold_ms=3000), {t: t for t in EVENT_TOPICS}, lambda: cfg, clock=lambda: 0.0)
     table: dict[bytes, bytes] = {}
     offsets: Counter[str] = Counter()
@@ -55,9 +64,21 @@ def stream_outcomes(cfg: Config, order: list[tuple[str, str, dict[str, Any]]]) -
         (t, "sentinel", {**{"event_id": f"s-{t}", "user_id": "sentinel", "timestamp": FAR_FUTURE}, **TOUCH})
         for t in ("impressions", "clicks")
     ]
+    fed: list[tuple[str, list[Consumed]]] = []
     for topic, key, value in [*order, *sentinels]:
-        result = processor.handle(topic, key.encode(), orjson.dumps(value), 0, offsets[topic], None, table.get)
+        record = Consumed(key.encode(), orjson.dumps(value), offsets[topic])
         offsets[topic] += 1
+        if fed and fed[-1][0] == topic and len(fed[-1][1]) < batch:
+            fed[-1][1].append(record)
+        else:
+            fed.append((topic, [record]))
+    for topic, records in fed:
+        if batch == 1:
+            [r] = records
+            result = processor.handle(topic, r.key, r.value, 0, r.offset, None, table.get)
+        else:
+            result = processor.handle_batch(topic, 0, records, table.get)
+        assert not set(result.writes) & set(result.deletes)
         table.update(result.writes)
         for gone in result.deletes:
             table.pop(gone, None)
@@ -70,8 +91,9 @@ def stream_outcomes(cfg: Config, order: list[tuple[str, str, dict[str, Any]]]) -
 TOUCH = {"advertiser_id": 999_999_999, "line_item_id": 1, "creative_id": 1, "auction_id": "s"}
 
 
+@pytest.mark.parametrize("batch", [1, 7, 200])
 @pytest.mark.parametrize("order", ["in_order", "touches_first", "conversions_first"])
-def test_any_relative_speed_of_the_topics_gives_replays_outcomes_for_heavy_users_too(order: str) -> None:
+def test_any_relative_speed_of_the_topics_gives_replays_outcomes_for_heavy_users_too(order: str, batch: int) -> None:
     config, evs = traffic()
     per_user = Counter(v["user_id"] for _, _, v in evs)
     assert per_user.most_common(1)[0][1] >= 150  # a heavy user: more touches than the caps hold
@@ -79,7 +101,7 @@ def test_any_relative_speed_of_the_topics_gives_replays_outcomes_for_heavy_users
     conversions = [e for e in evs if e[0] == "conversions"]
     arranged = {"in_order": evs, "touches_first": touches + conversions, "conversions_first": conversions + touches}
     expected = replay_outcomes(config, evs)
-    got = stream_outcomes(fold(config), arranged[order])
+    got = stream_outcomes(fold(config), arranged[order], batch)
     wrong = [cid for cid in expected if got.get(cid) != expected[cid]]
     assert not wrong, (
         f"{len(wrong)} of {len(expected)} outcomes differ, e.g. {got.get(wrong[0])!r} vs {expected[wrong[0]]!r}"

@@ -4,8 +4,9 @@ Topology (docs/design.md, Architecture):
 
 * `events` agent: impressions, clicks, conversions and the internal re-key and tick topics, one
   co-partitioned stream, concurrency 1 (Faust's concurrency > 1 can commit past an unfinished
-  message). Per message: decode -> re-key if its key is not its user_id -> read state ->
-  `domain.step` (or hold / release, see `event_time`) -> state writes -> send outputs.
+  message). Each event is the batch of records fetched for one partition (`batches`). Per record:
+  decode -> re-key if its key is not its user_id -> read state -> `domain.step` (or hold /
+  release, see `event_time`); per batch: send the outputs, await them, write each user's state.
 * `config` agent: pixels and line items, only to dead-letter invalid records once cluster-wide;
   every worker's `ConfigCache` reads the same topics in full to judge conversions.
 * `users` table: user_id -> encoded `UserState`, changelogged, memory or RocksDB store.
@@ -26,6 +27,8 @@ import mode
 
 from attribution.contract import CONFIG_TOPICS, EVENT_TOPICS, OUTPUT_TOPICS
 from attribution.settings import Settings, check_token_keys
+from attribution.streaming.batches import RecordBatch
+from attribution.streaming.batches import install as install_batches
 from attribution.streaming.commits import install as install_commit_guard
 from attribution.streaming.config_cache import RESTORES_HEADER, ConfigCache
 from attribution.streaming.decompression import install as install_bounded_gzip
@@ -42,6 +45,8 @@ from attribution.streaming.tuning import FETCH_MAX_WAIT_MS, reactivate_buffered,
 log = logging.getLogger(__name__)
 
 TICK_INTERVAL_S = 0.2
+#: Fetched batches the events stream may have queued (Faust's default, 4,096, counts records).
+EVENT_QUEUE_BATCHES = 16
 #: How long the config agent waits for the cache to apply a record before its follow-up.
 CONFIG_WAIT_S = 30.0
 
@@ -89,15 +94,20 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
 
     # Offsets committed never pass a record no stream handled (`commits`).
     delivered = install_commit_guard(app)
+    event_topic_names = [settings.topic(t) for t in (*EVENT_TOPICS, *INTERNAL_TOPICS)]
+    # The events agent gets each partition's fetched records as one event (`batches`).
+    install_batches(app, event_topic_names)
 
     def topic(name: str, **kw: Any) -> faust.TopicT:
         return app.topic(settings.topic(name), key_type=bytes, value_type=bytes, **kw)
 
     event_topic = app.topic(
-        *(settings.topic(t) for t in (*EVENT_TOPICS, *INTERNAL_TOPICS)),
+        *event_topic_names,
         key_type=bytes,
         value_type=bytes,
         partitions=settings.partitions,
+        # Each queued event is a fetched batch (up to `max_poll_records` records), not one record.
+        maxsize=EVENT_QUEUE_BATCHES,
     )
     config_topic = app.topic(*(settings.topic(t) for t in CONFIG_TOPICS), key_type=bytes, value_type=bytes)
     outputs = {name: topic(name) for name in OUTPUT_TOPICS}
@@ -137,7 +147,6 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
         await cache.run()
 
     event_queue: list[Any] = []  # the events stream's queue, once its agent runs
-    event_topic_names = set(event_topic.topics)
 
     backpressure = Backpressure({t: settings.topic(t) for t in EVENT_TOPICS})
 
@@ -145,7 +154,7 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
     async def tick() -> None:
         consumer = app._consumer
         if event_queue and consumer is not None:
-            resumed = reactivate_buffered(consumer, event_queue[0], event_topic_names)
+            resumed = reactivate_buffered(consumer, event_queue[0], set(event_topic_names))
             if resumed:
                 log.info("resumed fetching %d partitions left stopped after a full buffer", len(resumed))
         if consumer is not None and not app.rebalancing:
@@ -169,16 +178,19 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
         manual = stream.noack()  # type: ignore[attr-defined]
         async for event in manual.events():
             m = event.message
-            result = processor.handle(m.topic, m.key, m.value, m.partition, m.offset, m.headers, users.get)
+            # A fetched batch (`batches`), or one record where records are handed over singly
+            # (Faust's test context).
+            batch = m if isinstance(m, RecordBatch) else None
+            records = batch.records if batch is not None else (m,)
+            result = processor.handle_batch(m.topic, m.partition, records, users.get)
             # Outputs go out now (not at commit) and are acknowledged *before* the state that
-            # records them is written: a crash in between redelivers the record, which is judged
+            # records them is written: a crash in between redelivers the batch, which is judged
             # again on the state without it, giving the same bytes. See docs/reliability.md.
             sent = [await outputs[t].send(key=k, value=v, force=True) for t, k, v in result.sends]
             for fut, label in zip(sent, result.labels, strict=True):
                 if label is not None:
                     asyncio.ensure_future(fut).add_done_callback(partial(_published, output_hooks, label))
-            if result.rekey is not None:
-                user_key, raw, headers = result.rekey
+            for user_key, raw, headers in result.rekeys:
                 sent.append(await rekey.send(key=user_key, value=raw, headers=headers, force=True))
             if sent and result.writes:
                 await asyncio.gather(*sent)
@@ -186,6 +198,8 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
                 users[user_key] = state
             for user_key in result.deletes:  # expired: a tombstone to the changelog (`expiry`)
                 del users[user_key]
+            if batch is not None:
+                batch.handled()
             await manual.ack(event)
 
     @app.agent(config_topic, concurrency=1)

@@ -45,7 +45,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from itertools import pairwise
 from typing import Any
 
 import faust
@@ -64,10 +65,17 @@ SETTLE_TIMEOUT_S = 120.0
 STOPPING_SETTLE_TIMEOUT_S = 10.0
 
 
-def next_commit(committed: int, done: Collection[int], gaps: Iterable[tuple[int, int]]) -> int:
-    """The smallest offset at or after `committed` that is neither in `done` nor in a gap.
+def next_commit(
+    committed: int,
+    done: Collection[int],
+    gaps: Iterable[tuple[int, int]],
+    spans: Mapping[int, int] | None = None,
+) -> int:
+    """The smallest offset at or after `committed` that is neither in `done`, nor in a gap, nor in
+    a handled span.
 
-    `gaps` are half-open ranges `[start, end)` of offsets that do not exist, sorted by start."""
+    `gaps` are half-open ranges `[start, end)` of offsets that do not exist, sorted by start;
+    `spans` maps the first offset of each handled batch (`batches`) to its last."""
     pos = committed
     pending = sorted(gaps)
     i = 0
@@ -75,6 +83,11 @@ def next_commit(committed: int, done: Collection[int], gaps: Iterable[tuple[int,
         if pos in done:
             pos += 1
             continue
+        if spans:
+            end = spans.get(pos)
+            if end is not None and end >= pos:
+                pos = end + 1
+                continue
         while i < len(pending) and pending[i][1] <= pos:
             i += 1
         if i < len(pending) and pending[i][0] <= pos:
@@ -84,12 +97,19 @@ def next_commit(committed: int, done: Collection[int], gaps: Iterable[tuple[int,
 
 
 class Delivered:
-    """Per partition: where reading (re)started, the last offset handed to a stream, the gaps."""
+    """Per partition: where reading (re)started, the last offset handed to a stream, the gaps,
+    and for the topics handed over in batches (`batched`), the batches handled."""
 
     def __init__(self) -> None:
         self.base: dict[Any, int | None] = {}
         self.last: dict[Any, int] = {}
         self.gaps: defaultdict[Any, list[tuple[int, int]]] = defaultdict(list)
+        #: topics whose records reach their stream in batches (`batches`): for them, only the
+        #: spans the agent reported handled count, never Faust's acknowledgements (Faust also
+        #: acknowledges the events a stream skipped, those of a stale generation)
+        self.batched: frozenset[str] = frozenset()
+        #: per partition of a batched topic: first offset -> last offset of each batch handled
+        self.spans: defaultdict[Any, dict[int, int]] = defaultdict(dict)
         self._suspect: dict[Any, tuple[int, float]] = {}
 
     def reset(self, tp: Any, offset: int | None) -> None:
@@ -97,7 +117,28 @@ class Delivered:
         self.base[tp] = offset
         self.last.pop(tp, None)
         self.gaps.pop(tp, None)
+        self.spans.pop(tp, None)
         self._suspect.pop(tp, None)
+
+    def saw_batch(self, tp: Any, offsets: Sequence[int]) -> None:
+        """The records at `offsets` (increasing) were handed to a stream as one batch: offsets
+        skipped before and between them do not exist."""
+        first, last = offsets[0], offsets[-1]
+        self.saw(tp, first)
+        if last - first + 1 != len(offsets):
+            # Holes inside the batch (compaction, transaction markers): absent, as between batches.
+            self.gaps[tp].extend((a + 1, b) for a, b in pairwise(offsets) if b > a + 1)
+        if last > self.last[tp]:
+            self.last[tp] = last
+
+    def handled(self, tp: Any, first: int, last: int) -> None:
+        """Every record from `first` to `last` was handled (a batch, by its agent)."""
+        self.spans[tp][first] = last
+
+    def _done(self, consumer: Any, tp: Any) -> tuple[Collection[int], Mapping[int, int] | None]:
+        if tp.topic in self.batched:
+            return (), self.spans.get(tp)
+        return consumer._acked_index[tp], None
 
     def saw(self, tp: Any, offset: int) -> None:
         """The record at `offset` was handed to a stream; offsets skipped since do not exist."""
@@ -117,6 +158,18 @@ class Delivered:
         gaps = self.gaps.get(tp)
         if gaps:
             gaps[:] = [g for g in gaps if g[1] > offset]
+        spans = self.spans.get(tp)
+        if spans:
+            for first in [f for f, last in spans.items() if last < offset]:
+                del spans[first]
+
+    def later_handled(self, consumer: Any, tp: Any) -> int | None:
+        """The highest offset of `tp` handled (batched topics) or acknowledged (others), if any."""
+        if tp.topic in self.batched:
+            spans = self.spans.get(tp)
+            return max(spans.values()) if spans else None
+        acked = consumer._acked.get(tp)
+        return max(acked) if acked else None
 
     def lost_heads(self, consumer: Any, now: float) -> dict[Any, int]:
         """Partitions whose first unhandled offset was handed to a stream, later offsets were
@@ -124,12 +177,13 @@ class Delivered:
         lost = {}
         for tp, last in list(self.last.items()):
             committed = consumer._committed_offset.get(tp)
-            acked = consumer._acked.get(tp)
-            if committed is None or not acked:
+            latest = self.later_handled(consumer, tp)
+            if committed is None or latest is None:
                 self._suspect.pop(tp, None)
                 continue
-            head = next_commit(committed, consumer._acked_index[tp], self.gaps.get(tp, ()))
-            if not (head <= last and max(acked) > head):
+            done, spans = self._done(consumer, tp)
+            head = next_commit(committed, done, self.gaps.get(tp, ()), spans)
+            if not (head <= last and latest > head):
                 self._suspect.pop(tp, None)
                 continue
             seen = self._suspect.get(tp)
@@ -182,14 +236,14 @@ def _new_offset(self: Any, tp: Any) -> int | None:
         return faust_offset
     committed = self._committed_offset[tp]
     acked = self._acked[tp]
-    if committed is None or not acked:
+    if committed is None or not (acked or delivered.spans.get(tp)):
         return None
-    index = self._acked_index[tp]
-    pos = next_commit(committed, index, delivered.gaps.get(tp, ()))
+    done, spans = delivered._done(self, tp)
+    pos = next_commit(committed, done, delivered.gaps.get(tp, ()), spans)
     if pos <= committed:
         return None
     acked[:] = [o for o in acked if o >= pos]
-    index.intersection_update(acked)
+    self._acked_index[tp].intersection_update(acked)
     delivered.forget_below(tp, pos)
     return pos
 
@@ -290,7 +344,11 @@ def install(app: faust.App) -> Delivered:
 
     async def on_message(message: Any) -> Any:
         if acking(message.topic):
-            delivered.saw(message.tp, message.offset)
+            offsets = getattr(message, "offsets", None)  # a batch (`batches.RecordBatch`)
+            if offsets is None:
+                delivered.saw(message.tp, message.offset)
+            else:
+                delivered.saw_batch(message.tp, offsets)
         return await deliver(message)
 
     conductor.on_message = on_message

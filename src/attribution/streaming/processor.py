@@ -1,7 +1,10 @@
 """The per-record glue between Kafka messages and the engine, free of Faust so it is unit-testable.
 
 `Processor.handle` takes one consumed message and returns what the agent must do: the state writes
-(usually one), the output records to send, or a re-key forward. It never raises for a bad record.
+(usually one), the output records to send, or a re-key forward. `Processor.handle_batch` does the
+same for a fetched batch of one partition's records, in offset order, into one `Result`: a user
+written by several records of the batch is written once, with its last state (the way Kafka
+Streams' record cache collapses changelog writes). Neither raises for a bad record.
 
 Event time: conversions are held until the touch streams of their partition have passed them, or
 until those that have not are caught up and the bounded wait is over (see `event_time`).
@@ -13,8 +16,9 @@ users' state belongs to.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from attribution.contract import EVENT_TOPICS, dead_letter, decode, decode_config, encode, reject_oversized, topic_of
 from attribution.contract.state_codec import decode_state, has_held
@@ -63,9 +67,24 @@ class Result:
     sends: list[Send] = field(default_factory=list)  # (output topic default name, key, value)
     #: per send, what `/metrics` counts once the broker acknowledges it (`output_label`), or None
     labels: list[Label | None] = field(default_factory=list)
-    rekey: tuple[bytes, bytes | None, list[tuple[str, bytes]]] | None = None
+    #: records to forward to the re-key topic, keyed by their user: (user key, value, headers)
+    rekeys: list[tuple[bytes, bytes | None, list[tuple[str, bytes]]]] = field(default_factory=list)
     partition: int = 0  # the input partition of the message (every write is to its users)
-    deletes: list[bytes] = field(default_factory=list)  # users whose state expired (`expiry`)
+    #: users whose state expired (`expiry`): a tombstone each; never also in `writes`
+    deletes: list[bytes] = field(default_factory=list)
+
+
+class ConsumedRecord(Protocol):
+    """What `handle_batch` reads of a consumed record (aiokafka's and Faust's records have it)."""
+
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def headers(self) -> Headers | None: ...
 
 
 class Processor:
@@ -104,14 +123,40 @@ class Processor:
     ) -> Result:
         """Decode, step, encode one input message."""
         result = Result(partition=partition)
+        self._handle(self.names.get(topic, topic), topic, key, value, partition, offset, headers, get_state, result)
+        return result
+
+    def handle_batch(
+        self, topic: str, partition: int, records: Iterable[ConsumedRecord], get_state: StateGetter
+    ) -> Result:
+        """Decode, step, encode the records of one partition, in order, as `handle` would one by
+        one, into one `Result`: each user's last state, every output in record order."""
+        result = Result(partition=partition)
         name = self.names.get(topic, topic)
+        handle = self._handle
+        for r in records:
+            handle(name, topic, r.key, r.value, partition, r.offset, r.headers, get_state, result)
+        return result
+
+    def _handle(
+        self,
+        name: str,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int,
+        offset: int,
+        headers: Headers | None,
+        get_state: StateGetter,
+        result: Result,
+    ) -> None:
         if name == TICK_TOPIC:
             self.time.of(partition).tick_pending = False
             through = self.time.releasable_through(partition, self.clock())
             if through is not None:
                 self._release(partition, through, get_state, result)
             self._expire(partition, get_state, result)
-            return result
+            return
         if name in TRACKED_SOURCES:
             self.time.saw_offset(partition, name, offset)  # how far this source is read (`event_time`)
         rekeyed = name == REKEY_TOPIC
@@ -125,14 +170,14 @@ class Processor:
         except RecordError as exc:
             result.sends.append(("dead-letters", key, encode(dead_letter(exc, topic, partition, offset, value))))
             result.labels.append(("dead_letter", exc.code))
-            return result
+            return
         assert not isinstance(record, (Pixel, LineItem))
         user_key = record.user_id.encode()
         if key != user_key and not rekeyed:
             # Mis-keyed, or a server-side conversion (keyed by anything; its user is the token's):
             # the user's state may live in another partition. Forward it keyed right.
-            result.rekey = (user_key, value, [(SOURCE_HEADER, name.encode())])
-            return result
+            result.rekeys.append((user_key, value, [(SOURCE_HEADER, name.encode())]))
+            return
         if isinstance(record, Touch):
             through = None if rekeyed else self.time.saw_touch(partition, record.kind, record.timestamp)
             if through is not None:
@@ -156,7 +201,6 @@ class Processor:
                     )
                 self._emit(user_key, state, new_state, outputs, result)
         self._expire(partition, get_state, result)
-        return result
 
     def held_conversions(self) -> int:
         """Conversions held for event time on this worker now (a gauge of `/metrics`)."""
@@ -229,6 +273,8 @@ class Processor:
         encoded) recently."""
         raw = result.writes.get(user_key)
         if raw is None:
+            if result.deletes and user_key in result.deletes:
+                return EMPTY  # expired earlier in the batch: the table still has it
             raw = get_state(user_key)
             if not raw:
                 return EMPTY
@@ -252,6 +298,8 @@ class Processor:
         if new_state is not state:
             raw = result.writes[user_key] = self.expiry.encode(user_key, state, new_state, result.partition)
             self._remember(user_key, raw, new_state)
+            if result.deletes and user_key in result.deletes:
+                result.deletes.remove(user_key)  # expired earlier in the batch, written again since
         for o in outputs:
             result.sends.append((topic_of(o), user_key, encode(o)))
             result.labels.append(output_label(o))
@@ -259,7 +307,10 @@ class Processor:
     def _expire(self, partition: int, get_state: StateGetter, result: Result) -> None:
         """Users of the partition whose state expired, to delete, and quiet users whose state
         partly expired, written back without it (a few per message)."""
-        result.deletes, compacted = self.expiry.due(partition, self._horizon(partition), get_state, result.writes)
+        deletes, compacted = self.expiry.due(partition, self._horizon(partition), get_state, result.writes)
+        if deletes:
+            # `due` never names a user written in this result (`writes`): they are looked at later.
+            result.deletes.extend(k for k in deletes if k not in result.deletes)
         for user_key, (state, kept) in compacted.items():
             raw = result.writes[user_key] = self.expiry.encode(user_key, state, kept, partition)
             self._remember(user_key, raw, kept)

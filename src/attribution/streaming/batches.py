@@ -1,0 +1,156 @@
+"""One Faust event per fetched batch of a partition: the events agent's record hand-off.
+
+faust-streaming 0.15.3 makes every consumed record its own event: a message object, the
+conductor's decode and queue put, the stream's per-event bookkeeping (sensors, a context variable,
+acknowledgements, a `sleep(0)`), which costs more than our whole step of a record and alone holds
+a Faust agent to about a tenth of what raw aiokafka consumes (BENCHMARKS.md). `install` gives the
+app's consumer a `getmany` that hands the records fetched for a partition of the given topics to
+the conductor as one `RecordBatch` message, so that the agent steps a whole batch per event
+(`Processor.handle_batch`), writes each user's state once per batch and awaits the batch's
+outputs together. The records of other topics (config, reports, changelogs) keep one message
+each, as before.
+
+Ordering and safety:
+
+* a batch holds one partition's records in offset order, as fetched; batches of a partition
+  reach the stream in offset order (one fetcher, one queue), as single records did;
+* a record below the partition's read offset (Faust's `Consumer._read_offset`, moved back by a
+  seek) is left out of its batch, as Faust's drain loop drops it;
+* a batch counts as handled only when its agent says so (`RecordBatch.handled`), never through
+  Faust's acknowledgement, which Faust also gives to events a stream skipped (those of a stale
+  generation after a rebalance). `commits` then commits past the batch's last offset.
+
+The replaced `getmany` keeps what Faust's does around the records: the wait for the next fetch,
+the active-partition filter, the flow and generation checks, the seek back while flow is stopped,
+and the end-offset tracking of the monitor. `patch_consumer` refuses to run if the
+pinned Faust version is another (the patch is of `Consumer.getmany`, checked against the pin).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Collection
+from typing import Any
+
+import faust
+from faust.transport.consumer import Consumer
+from faust.types.tuples import ConsumerMessage
+
+from attribution.streaming.commits import SUPPORTED_FAUST, Delivered
+
+log = logging.getLogger(__name__)
+
+
+class RecordBatch(ConsumerMessage):
+    """The records fetched for one partition (`records`, in offset order), as one message.
+
+    Faust's fields are those of the last record (its `offset` is what Faust's drain loop compares
+    with the read offset); `key` is None and `value` empty, so the raw codecs pass them through."""
+
+    __slots__ = ("delivered", "offsets", "records")
+
+    def __init__(self, tp: Any, records: list[Any], generation_id: int | None, delivered: Delivered) -> None:
+        last = records[-1]
+        timestamp = last.timestamp
+        super().__init__(
+            last.topic,
+            last.partition,
+            last.offset,
+            timestamp / 1000.0 if timestamp is not None else None,  # type: ignore[arg-type]
+            last.timestamp_type,
+            None,
+            None,
+            b"",
+            None,
+            0,
+            0,
+            tp,
+            generation_id=generation_id,
+        )
+        self.records = records
+        self.offsets = [r.offset for r in records]
+        self.delivered = delivered
+
+    def handled(self) -> None:
+        """Every record of the batch was handled: its offsets may be committed (`commits`)."""
+        self.delivered.handled(self.tp, self.offsets[0], self.offsets[-1])
+
+
+def batched_getmany(self: Any, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
+    """`Consumer.getmany` of an app with `install`ed batches: one `RecordBatch` per fetched
+    partition of its batched topics, one message per record of any other topic."""
+    delivered: Delivered | None = getattr(self.app, "attribution_delivered", None)
+    if delivered is None or not delivered.batched:
+        faust_getmany: AsyncIterator[tuple[Any, Any]] = _original["getmany"](self, timeout)
+        return faust_getmany
+    return _batches(self, timeout, delivered)
+
+
+async def _batches(consumer: Any, timeout: float, delivered: Delivered) -> AsyncIterator[tuple[Any, Any]]:
+    app = consumer.app
+    topics = delivered.batched
+    records, active = await consumer._wait_next_records(timeout)
+    generation = app.consumer_generation_id
+    if records is None or consumer.should_stop:
+        return
+    if not consumer.flow_active:
+        try:  # as Faust: while flow is stopped, go back to the committed offsets
+            await consumer.perform_seek()
+        except Exception as exc:  # Faust logs it and goes on too
+            log.warning("exception performing seek when flow not active %s", exc)
+        return
+    read_offsets = consumer._read_offset
+    track_end = app.monitor.track_tp_end_offset
+    buffered = consumer._buffered_partitions
+    singles = {}
+    for tp, fetched in records.items():
+        if tp.topic not in topics:
+            singles[tp] = fetched
+            continue
+        if not consumer.flow_active or app.consumer_generation_id != generation:
+            return
+        if active is not None and tp not in active and tp not in buffered:
+            continue
+        read = read_offsets.get(tp)
+        if read is not None and fetched and fetched[0].offset < read:
+            fetched = [r for r in fetched if r.offset >= read]  # from before a seek back: dropped
+        if not fetched:
+            continue
+        track_end(tp, consumer.highwater(tp))
+        yield tp, RecordBatch(tp, fetched, generation, delivered)
+    if singles:
+        to_message = consumer._to_message
+        for tp, record in consumer.scheduler.iterate(singles):
+            if not consumer.flow_active or app.consumer_generation_id != generation:
+                return
+            if active is None or tp in active or tp in buffered:
+                track_end(tp, consumer.highwater(tp))
+                yield tp, to_message(tp, record)
+
+
+_original: dict[str, Callable[..., Any]] = {}
+
+
+def patch_consumer() -> None:
+    """Replace Faust's `Consumer.getmany` (once; idempotent); apps without `install` keep
+    Faust's. RuntimeError on another Faust version."""
+    if faust.__version__ != SUPPORTED_FAUST:
+        raise RuntimeError(
+            f"attribution.streaming.batches replaces faust-streaming {SUPPORTED_FAUST}'s Consumer.getmany; "
+            f"found {faust.__version__}: check it against the new version before changing the pin"
+        )
+    if _original:
+        return
+    _original["getmany"] = Consumer.getmany
+    Consumer.getmany = batched_getmany  # type: ignore[method-assign]
+
+
+def install(app: Any, topics: Collection[str]) -> None:
+    """Hand the records of `topics` to their agent as `RecordBatch` events. Call after
+    `commits.install` and before the app starts; the agent must call `RecordBatch.handled` for
+    each batch it handled, or its offsets are never committed."""
+    delivered = getattr(app, "attribution_delivered", None)
+    if delivered is None:
+        raise RuntimeError("batches.install needs commits.install first (the commit bookkeeping of batches)")
+    patch_consumer()
+    delivered.batched = frozenset(topics)

@@ -1,0 +1,257 @@
+"""Each fetched partition's records reach the events agent as one batch (`streaming.batches`),
+and a batch's offsets are committed only once the agent handled all of it (`streaming.commits`)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import Any, NamedTuple
+
+import faust
+import pytest
+from faust.transport.consumer import Consumer
+
+from attribution.streaming import batches, commits
+from attribution.streaming.batches import RecordBatch, patch_consumer
+from attribution.streaming.commits import LOST_AFTER_S, Delivered, next_commit
+
+
+class TP(NamedTuple):
+    topic: str
+    partition: int
+
+
+class Record(NamedTuple):
+    """The fields of aiokafka's ConsumerRecord that a batch reads."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None = b"k"
+    value: bytes | None = b"{}"
+    headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp: int | None = 1_000
+    timestamp_type: int = 0
+
+
+EVENTS = TP("impressions", 0)
+CONFIG = TP("pixels", 0)
+
+
+def records(tp: TP, *offsets: int) -> list[Record]:
+    return [Record(tp.topic, tp.partition, o) for o in offsets]
+
+
+class FakeConsumer:
+    """What the batched `getmany` and the commit bookkeeping use of Faust's Consumer."""
+
+    def __init__(self, fetched: dict[Any, list[Record]], delivered: Delivered) -> None:
+        self.app = type("App", (), {})()
+        self.app.attribution_delivered = delivered
+        self.app.consumer_generation_id = 3
+        self.app.monitor = type("Monitor", (), {"track_tp_end_offset": lambda self, tp, end: None})()
+        self.fetched = fetched
+        self.should_stop = False
+        self.flow_active = True
+        self._read_offset: defaultdict[Any, int | None] = defaultdict(lambda: None)
+        self._buffered_partitions: set[Any] = set()
+        self._committed_offset: defaultdict[Any, int | None] = defaultdict(lambda: None)
+        self._acked: defaultdict[Any, list[int]] = defaultdict(list)
+        self._acked_index: defaultdict[Any, set[int]] = defaultdict(set)
+        self.scheduler = type("Scheduler", (), {"iterate": staticmethod(_iterate)})()
+        self.seeks = 0
+
+    async def _wait_next_records(self, timeout: float) -> tuple[dict[Any, list[Record]], set[Any] | None]:
+        return self.fetched, None
+
+    def _to_message(self, tp: Any, record: Record) -> tuple[str, int]:
+        return ("single", record.offset)
+
+    def highwater(self, tp: Any) -> int:
+        return 100
+
+    async def perform_seek(self) -> None:
+        self.seeks += 1
+
+
+def _iterate(records: dict[Any, list[Record]]) -> Any:
+    for tp, recs in records.items():
+        for r in recs:
+            yield tp, r
+
+
+def delivered_for(*topics: str) -> Delivered:
+    delivered = Delivered()
+    delivered.batched = frozenset(topics)
+    return delivered
+
+
+async def fetch(consumer: FakeConsumer) -> list[tuple[Any, Any]]:
+    patch_consumer()
+    return [item async for item in Consumer.getmany(consumer, timeout=1.0)]  # type: ignore[arg-type]
+
+
+async def test_the_records_of_a_fetched_partition_become_one_batch_in_offset_order() -> None:
+    consumer = FakeConsumer({EVENTS: records(EVENTS, 4, 5, 6)}, delivered_for("impressions"))
+    [(tp, batch)] = await fetch(consumer)
+    assert tp == EVENTS
+    assert isinstance(batch, RecordBatch)
+    assert [r.offset for r in batch.records] == [4, 5, 6]
+    assert (batch.offset, batch.offsets, batch.topic, batch.partition) == (6, [4, 5, 6], "impressions", 0)
+    assert (batch.key, batch.value, batch.generation_id) == (None, b"", 3)
+
+
+async def test_records_of_other_topics_stay_one_message_each() -> None:
+    fetched = {EVENTS: records(EVENTS, 1, 2), CONFIG: records(CONFIG, 7, 8)}
+    consumer = FakeConsumer(fetched, delivered_for("impressions"))
+    got = await fetch(consumer)
+    assert [m for tp, m in got if tp == CONFIG] == [("single", 7), ("single", 8)]
+    assert [len(m.records) for tp, m in got if tp == EVENTS] == [2]
+
+
+async def test_records_below_the_read_offset_after_a_seek_back_are_left_out_as_faust_drops_them() -> None:
+    consumer = FakeConsumer({EVENTS: records(EVENTS, 4, 5, 6)}, delivered_for("impressions"))
+    consumer._read_offset[EVENTS] = 6
+    [(_, batch)] = await fetch(consumer)
+    assert batch.offsets == [6]
+    consumer._read_offset[EVENTS] = 7
+    assert await fetch(consumer) == []
+
+
+async def test_nothing_is_handed_over_after_the_generation_changed_during_the_fetch() -> None:
+    consumer = FakeConsumer({EVENTS: records(EVENTS, 1)}, delivered_for("impressions"))
+
+    async def wait(timeout: float) -> tuple[dict[Any, list[Record]], None]:
+        consumer.app.consumer_generation_id = 3
+        result = {EVENTS: records(EVENTS, 1), TP("impressions", 1): records(TP("impressions", 1), 1)}
+        return result, None
+
+    consumer._wait_next_records = wait  # type: ignore[method-assign]
+    got = []
+    patch_consumer()
+    async for tp, _batch in Consumer.getmany(consumer, timeout=1.0):  # type: ignore[arg-type]
+        got.append(tp)
+        consumer.app.consumer_generation_id = 4  # a rebalance while the batches are handed over
+    assert got == [EVENTS]
+
+
+async def test_while_flow_is_stopped_nothing_is_handed_over_and_the_consumer_seeks_back() -> None:
+    consumer = FakeConsumer({EVENTS: records(EVENTS, 1)}, delivered_for("impressions"))
+    consumer.flow_active = False
+    assert await fetch(consumer) == []
+    assert consumer.seeks == 1
+
+
+def test_a_handled_batch_is_committed_past_its_last_offset() -> None:
+    delivered = delivered_for("impressions")
+    consumer = FakeConsumer({}, delivered)
+    delivered.reset(EVENTS, 10)
+    consumer._committed_offset[EVENTS] = 10
+    batch = RecordBatch(EVENTS, records(EVENTS, 10, 11, 12), 3, delivered)
+    delivered.saw_batch(EVENTS, batch.offsets)
+    consumer._acked[EVENTS].append(12)  # Faust's acknowledgement alone does not count
+    consumer._acked_index[EVENTS].add(12)
+    assert commits._new_offset(consumer, EVENTS) is None
+    batch.handled()
+    assert commits._new_offset(consumer, EVENTS) == 13
+    assert delivered.spans[EVENTS] == {}  # forgotten once committed past
+
+
+def test_a_batch_faust_acknowledged_without_its_agent_handling_it_is_never_committed() -> None:
+    # Faust acknowledges the events a stream skips (a stale generation): those records were not
+    # handled, whatever offsets Faust's acknowledgements hold.
+    delivered = delivered_for("impressions")
+    consumer = FakeConsumer({}, delivered)
+    delivered.reset(EVENTS, 0)
+    consumer._committed_offset[EVENTS] = 0
+    delivered.saw_batch(EVENTS, [0])
+    consumer._acked[EVENTS].append(0)
+    consumer._acked_index[EVENTS].add(0)
+    assert commits._new_offset(consumer, EVENTS) is None
+
+
+def test_the_commit_stops_at_the_first_batch_not_handled() -> None:
+    delivered = delivered_for("impressions")
+    consumer = FakeConsumer({}, delivered)
+    delivered.reset(EVENTS, 0)
+    consumer._committed_offset[EVENTS] = 0
+    first, second, third = (RecordBatch(EVENTS, records(EVENTS, *r), 3, delivered) for r in ((0, 1), (2, 3), (4,)))
+    for batch in (first, second, third):
+        delivered.saw_batch(EVENTS, batch.offsets)
+    first.handled()
+    third.handled()  # the second crashed in the agent
+    assert commits._new_offset(consumer, EVENTS) == 2
+
+
+def test_holes_inside_a_batch_count_as_absent_records() -> None:
+    delivered = delivered_for("impressions")
+    delivered.reset(EVENTS, 0)
+    delivered.saw_batch(EVENTS, [0, 1, 5, 6])  # 2..4 do not exist (compaction, markers)
+    assert delivered.gaps[EVENTS] == [(2, 5)]
+    assert next_commit(0, (), delivered.gaps[EVENTS], {0: 6}) == 7
+    assert next_commit(0, (), delivered.gaps[EVENTS], {}) == 0
+
+
+def test_a_seek_forgets_the_batches_handled_before_it() -> None:
+    delivered = delivered_for("impressions")
+    delivered.reset(EVENTS, 0)
+    delivered.handled(EVENTS, 0, 9)
+    delivered.reset(EVENTS, 0)
+    assert next_commit(0, (), (), delivered.spans.get(EVENTS)) == 0
+
+
+def test_a_batch_handed_over_but_never_handled_while_later_ones_were_is_reported_lost() -> None:
+    delivered = delivered_for("impressions")
+    consumer = FakeConsumer({}, delivered)
+    delivered.reset(EVENTS, 0)
+    consumer._committed_offset[EVENTS] = 0
+    delivered.saw_batch(EVENTS, [0, 1])
+    delivered.saw_batch(EVENTS, [2, 3])
+    delivered.handled(EVENTS, 2, 3)  # 0..1 was dropped on the way
+    assert delivered.lost_heads(consumer, now=0.0) == {}
+    assert delivered.lost_heads(consumer, now=LOST_AFTER_S) == {EVENTS: 0}
+
+
+def test_install_needs_the_commit_guard_first() -> None:
+    app = faust.App("batches-no-guard")
+    with pytest.raises(RuntimeError, match=r"commits\.install"):
+        batches.install(app, ["impressions"])
+
+
+async def test_apps_without_batches_keep_fausts_getmany() -> None:
+    patch_consumer()
+    consumer = FakeConsumer({}, Delivered())  # no batched topics
+    called = []
+
+    async def faust_getmany(self: Any, timeout: float) -> Any:
+        called.append(timeout)
+        yield "faust"
+
+    original = batches._original["getmany"]
+    batches._original["getmany"] = faust_getmany
+    try:
+        assert [m async for m in Consumer.getmany(consumer, timeout=2.0)] == ["faust"]  # type: ignore[arg-type]
+    finally:
+        batches._original["getmany"] = original
+    assert called == [2.0]
+
+
+def test_the_patch_refuses_a_faust_version_it_was_not_checked_against(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(faust, "__version__", "0.0.0")
+    with pytest.raises(RuntimeError, match=r"Consumer\.getmany"):
+        patch_consumer()
+
+
+def test_the_patch_is_in_place_on_fausts_consumer() -> None:
+    patch_consumer()
+    assert Consumer.getmany is batches.batched_getmany
+
+
+async def test_a_batch_is_a_message_faust_can_decode_with_raw_codecs() -> None:
+    app = faust.App("batches-decode")
+    topic = app.topic("impressions", key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    batch = RecordBatch(EVENTS, records(EVENTS, 1, 2), 0, delivered_for("impressions"))
+    event = await topic.decode(batch, propagate=True)
+    assert event.message is batch
+    assert event.value == b""
+    await asyncio.sleep(0)
