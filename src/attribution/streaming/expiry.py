@@ -65,20 +65,19 @@ class StateExpiry:
         return encode_state(state, expires, partition)
 
     def due(
-        self, partition: int, horizon: int, get_state: Callable[[bytes], bytes | None], writes: Mapping[bytes, bytes]
+        self, partition: int, horizon: int, get_state: Callable[[bytes], bytes | None], writes: Mapping[bytes, object]
     ) -> tuple[list[bytes], dict[bytes, tuple[UserState, UserState]]]:
         """The users of `partition` to look at now (at most a few): those whose state expired
         before `horizon`, to delete, and quiet users whose state partly expired, as
         key -> (state, the state to write back without what expired: `expiry_index.due_state`).
-        Users written by the current record (`writes`) are looked at again later."""
+        Users written by the current records (the keys of `writes`) are looked at again later."""
         compacted: dict[bytes, tuple[UserState, UserState]] = {}
         if not self.index.any_due(partition, horizon):
             return [], compacted
         config, limits = self.config(), self.limits
 
         def check(key: bytes) -> int | None:
-            raw = writes.get(key)
-            if raw is not None:
+            if key in writes:
                 return HELD  # just written: its entry goes back, to be looked at later
             raw = get_state(key)
             if not raw:

@@ -72,6 +72,10 @@ class Result:
     partition: int = 0  # the input partition of the message (every write is to its users)
     #: users whose state expired (`expiry`): a tombstone each; never also in `writes`
     deletes: list[bytes] = field(default_factory=list)
+    #: while records are handled: user key -> (state before the first change, latest state);
+    #: encoded into `writes` once at the end, so a user changed by several records of a batch
+    #: is encoded once
+    changed: dict[bytes, tuple[UserState, UserState]] = field(default_factory=dict, repr=False)
 
 
 class ConsumedRecord(Protocol):
@@ -124,6 +128,7 @@ class Processor:
         """Decode, step, encode one input message."""
         result = Result(partition=partition)
         self._handle(self.names.get(topic, topic), topic, key, value, partition, offset, headers, get_state, result)
+        self._encode(result)
         return result
 
     def handle_batch(
@@ -136,7 +141,17 @@ class Processor:
         handle = self._handle
         for r in records:
             handle(name, topic, r.key, r.value, partition, r.offset, r.headers, get_state, result)
+        self._encode(result)
         return result
+
+    def _encode(self, result: Result) -> None:
+        """Each changed user's latest state, encoded into `result.writes`."""
+        encode_state = self.expiry.encode
+        remember = self._remember
+        for user_key, (before, state) in result.changed.items():
+            raw = result.writes[user_key] = encode_state(user_key, before, state, result.partition)
+            remember(user_key, raw, state)
+        result.changed.clear()
 
     def _handle(
         self,
@@ -271,13 +286,14 @@ class Processor:
     def _state(self, user_key: bytes, get_state: StateGetter, result: Result) -> UserState:
         """The user's state: one table read, decoded unless the same bytes were decoded (or
         encoded) recently."""
-        raw = result.writes.get(user_key)
-        if raw is None:
-            if result.deletes and user_key in result.deletes:
-                return EMPTY  # expired earlier in the batch: the table still has it
-            raw = get_state(user_key)
-            if not raw:
-                return EMPTY
+        changed = result.changed.get(user_key)
+        if changed is not None:
+            return changed[1]
+        if result.deletes and user_key in result.deletes:
+            return EMPTY  # expired earlier in the batch: the table still has it
+        raw = get_state(user_key)
+        if not raw:
+            return EMPTY
         cached = self._decoded.pop(user_key, None)
         if cached is not None and (cached[0] is raw or cached[0] == raw):
             self._decoded[user_key] = cached  # most recently used
@@ -296,8 +312,8 @@ class Processor:
         self, user_key: bytes, state: UserState, new_state: UserState, outputs: tuple[Output, ...], result: Result
     ) -> None:
         if new_state is not state:
-            raw = result.writes[user_key] = self.expiry.encode(user_key, state, new_state, result.partition)
-            self._remember(user_key, raw, new_state)
+            earlier = result.changed.get(user_key)
+            result.changed[user_key] = (state if earlier is None else earlier[0], new_state)
             if result.deletes and user_key in result.deletes:
                 result.deletes.remove(user_key)  # expired earlier in the batch, written again since
         for o in outputs:
@@ -307,13 +323,12 @@ class Processor:
     def _expire(self, partition: int, get_state: StateGetter, result: Result) -> None:
         """Users of the partition whose state expired, to delete, and quiet users whose state
         partly expired, written back without it (a few per message)."""
-        deletes, compacted = self.expiry.due(partition, self._horizon(partition), get_state, result.writes)
+        deletes, compacted = self.expiry.due(partition, self._horizon(partition), get_state, result.changed)
         if deletes:
-            # `due` never names a user written in this result (`writes`): they are looked at later.
+            # `due` never names a user changed in this result: they are looked at later.
             result.deletes.extend(k for k in deletes if k not in result.deletes)
         for user_key, (state, kept) in compacted.items():
-            raw = result.writes[user_key] = self.expiry.encode(user_key, state, kept, partition)
-            self._remember(user_key, raw, kept)
+            result.changed[user_key] = (state, kept)
 
     def _horizon(self, partition: int) -> int:
         # NEVER (no conversion seen yet on this partition) keeps every touch: nothing is judged yet.
