@@ -46,6 +46,15 @@ def test_consumed_records_are_counted_per_default_topic_name_and_foreign_topics_
     assert sample(s, "attribution_events_consumed_total", topic="clicks") == 4  # counted once each
 
 
+def test_a_fetched_batch_counts_as_its_records_and_moves_the_position_past_its_last() -> None:
+    s = sensor()
+    batch = type("Batch", (), {"records": ["r5", "r6", "r7"]})()  # what `streaming.batches` hands over
+    s.on_message_in(TP("p-clicks", 0), 7, batch)
+    s.flush_consumed()
+    assert sample(s, "attribution_events_consumed_total", topic="clicks") == 3
+    assert s.positions == {("p-clicks", 0): 8}
+
+
 def test_acknowledged_outcomes_and_dead_letters_are_counted_by_kind_reason_and_code() -> None:
     s = sensor()
     for label in [

@@ -76,7 +76,7 @@ class Metrics:
         )
         self.processing = Histogram(
             "attribution_processing_seconds",
-            "Time the events agent spends on one record.",
+            "Time the events agent spends on one message: a fetched batch of a partition's records.",
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
@@ -182,7 +182,10 @@ class MetricsSensor(faust.Sensor):
         if name is not None:
             # A plain addition per record; the Prometheus counter catches up at scrape time
             # (`flush_consumed`), so a record pays no label look-up and no lock.
-            self.consumed[name] = self.consumed.get(name, 0) + 1
+            # The events agent's messages are fetched batches (`streaming.batches`): their records count.
+            records = getattr(message, "records", None)
+            n = 1 if records is None else len(records)
+            self.consumed[name] = self.consumed.get(name, 0) + n
             self.positions[(tp.topic, tp.partition)] = offset + 1
 
     def flush_consumed(self) -> None:
