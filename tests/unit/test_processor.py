@@ -22,6 +22,7 @@ from attribution.streaming.event_time import LAG_SOURCES
 from attribution.streaming.processor import MAX_HELD_PER_USER, SOURCE_HEADER, Processor, Result
 from attribution.streaming.topics import INTERNAL_TOPICS, REKEY_TOPIC, TICK_TOPIC
 from helpers import (
+    DAY,
     HOUR,
     LINE_ITEM,
     MINUTE,
@@ -490,24 +491,44 @@ def test_the_state_the_processor_wrote_is_reused_without_decoding_the_same_bytes
     assert [t.event_id for t in h.state().touches] == ["c1", "c2"]
 
 
-def test_state_bytes_that_differ_from_the_cached_ones_are_decoded(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The table is the truth: after a recovery or a rebalance its bytes may not be the ones this
-    worker wrote last, and then the cached state must not be used."""
+def test_a_recent_users_state_is_taken_from_the_cache_without_reading_the_table() -> None:
+    """While the worker keeps its partitions only its events agent writes their users: the state
+    it last wrote is the table's."""
+    h = Harness()
+    h.event("clicks", click_json(event_id="c1", timestamp=T0 - HOUR))
+    state = h.processor._state(UKEY, lambda key: pytest.fail("read the table"), Result())
+    assert [t.event_id for t in state.touches] == ["c1"]
+
+
+def test_after_a_rebalance_the_tables_bytes_are_read_and_decoded_again() -> None:
+    """After a rebalance another worker may have written the user (the table was restored from
+    the changelog): the cached state must not be used."""
     h = Harness()
     h.event("clicks", click_json(event_id="c1", timestamp=T0 - HOUR))
     other = Harness()
     other.event("clicks", click_json(event_id="c9", timestamp=T0 - 2 * HOUR))
-    h.table[UKEY] = other.table[UKEY]  # e.g. restored from the changelog
+    h.table[UKEY] = other.table[UKEY]  # restored from the changelog
+    h.processor.forget_states()  # what the app does when partitions are revoked
     h.event("clicks", click_json(event_id="c2", timestamp=T0 - MINUTE))
     assert [t.event_id for t in h.state().touches] == ["c9", "c2"]
 
 
-def test_equal_bytes_from_a_store_that_copies_them_hit_the_cache() -> None:
+def test_recovery_forgets_the_cached_states_too() -> None:
     h = Harness()
     h.event("clicks", click_json(event_id="c1", timestamp=T0 - HOUR))
-    copied = bytes(bytearray(h.table[UKEY]))  # RocksDB returns a new bytes object per read
-    state = h.processor._state(UKEY, {UKEY: copied}.get, Result())
-    assert state is h.processor._decoded[UKEY][1]
+    h.processor.rebuild(lambda: list(h.table.items()))
+    assert h.processor._decoded == {}
+
+
+def test_an_expired_user_is_forgotten_by_the_cache_with_its_tombstone() -> None:
+    h = Harness()
+    h.event("clicks", click_json(user_id="old", event_id="c-old", timestamp=T0))
+    assert b"old" in h.processor._decoded
+    h.event("clicks", click_json(user_id="new", event_id="c-new", timestamp=T0 + 15 * DAY))
+    h.event("impressions", impression_json(user_id="new", timestamp=T0 + 15 * DAY))
+    result = h.event("conversions", conversion_json(user_id="new", timestamp=T0 + 14 * DAY + 1))
+    assert result.deletes == [b"old"]
+    assert b"old" not in h.processor._decoded
 
 
 def test_the_cache_keeps_at_most_its_size_dropping_the_least_recently_used() -> None:

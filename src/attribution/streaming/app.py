@@ -137,6 +137,12 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
         if not install_fast_delivery(app):
             log.warning("could not install the fast record hand-off: records cost more CPU")
 
+    @app.on_partitions_revoked.connect
+    async def forget_states(sender: Any, /, *args: Any, **kw: Any) -> None:
+        # The processor keeps users' states as the table holds them; after a rebalance another
+        # worker may have written them (`Processor.forget_states`).
+        processor.forget_states()
+
     @users.on_recover
     async def reindex_held() -> None:
         n = processor.rebuild(users.items)

@@ -107,9 +107,12 @@ class Processor:
         self.config = config
         self.clock = clock
         self.time = EventTime(settings.hold_ms, settings.max_held)
-        #: user key -> (encoded state, the same state decoded), most recently used last. Decoding
-        #: is the largest cost of our own per-event code (about 40%); the table keeps the bytes
-        #: we wrote, so the next event of a recent user finds them here and skips it.
+        #: user key -> (encoded state, the same state decoded), most recently used last: what
+        #: the table holds for the user, as this worker last read or wrote it. While the worker
+        #: keeps its partitions only its events agent writes their users, so an entry is the
+        #: table's value and the next event of a recent user skips the table read and the
+        #: decoding (the largest cost of our own per-event code). Forgotten at every rebalance
+        #: (`forget_states`, `rebuild`): another worker may have written the users meanwhile.
         self._decoded: dict[bytes, tuple[bytes, UserState]] = {}
         self.state_cache_size = state_cache_size
         self.forgotten = Forgotten()  # what the state's caps dropped (metrics)
@@ -236,9 +239,14 @@ class Processor:
         bounded wait (`event_time.EventTime.due_ticks`)."""
         return self.time.due_ticks(self.clock())
 
+    def forget_states(self) -> None:
+        """Forget the users' states kept from the table (a rebalance: partitions may have moved)."""
+        self._decoded.clear()
+
     def rebuild(self, items: Callable[[], object]) -> int:
         """Re-index held conversions from the table after recovery; returns how many are held.
         Event time starts afresh: the watermarks come from the touches read from now on."""
+        self.forget_states()
         self.time.reset()
         now = self.clock()
         n = 0
@@ -291,13 +299,13 @@ class Processor:
             return changed[1]
         if result.deletes and user_key in result.deletes:
             return EMPTY  # expired earlier in the batch: the table still has it
+        cached = self._decoded.pop(user_key, None)
+        if cached is not None:
+            self._decoded[user_key] = cached  # most recently used
+            return cached[1]
         raw = get_state(user_key)
         if not raw:
             return EMPTY
-        cached = self._decoded.pop(user_key, None)
-        if cached is not None and (cached[0] is raw or cached[0] == raw):
-            self._decoded[user_key] = cached  # most recently used
-            return cached[1]
         state = decode_state(user_key.decode(), raw)
         self._remember(user_key, raw, state)
         return state
@@ -327,6 +335,8 @@ class Processor:
         if deletes:
             # `due` never names a user changed in this result: they are looked at later.
             result.deletes.extend(k for k in deletes if k not in result.deletes)
+            for user_key in deletes:
+                self._decoded.pop(user_key, None)
         for user_key, (state, kept) in compacted.items():
             result.changed[user_key] = (state, kept)
 
