@@ -45,6 +45,8 @@ from attribution.streaming.tuning import FETCH_MAX_WAIT_MS, reactivate_buffered,
 log = logging.getLogger(__name__)
 
 TICK_INTERVAL_S = 0.2
+#: How often (seconds) the timer logs what held conversions wait for, while some are held.
+WAITING_LOG_S = 10.0
 #: Fetched batches the events stream may have queued (Faust's default, 4,096, counts records).
 EVENT_QUEUE_BATCHES = 16
 #: How long the config agent waits for the cache to apply a record before its follow-up.
@@ -153,6 +155,7 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
         await cache.run()
 
     event_queue: list[Any] = []  # the events stream's queue, once its agent runs
+    last_said = [0.0]  # when the timer last logged what held conversions wait for
 
     backpressure = Backpressure({t: settings.topic(t) for t in EVENT_TOPICS})
 
@@ -171,6 +174,17 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
             for tp, offset in delivered.lost_heads(consumer, processor.clock()).items():
                 log.error("offset %d of %s was handed to a stream but never handled: reading it again", offset, tp)
                 await consumer.seek(tp, offset)
+        now = processor.clock()
+        if now - last_said[0] >= WAITING_LOG_S and processor.held_conversions():
+            # What held conversions wait for, now and then: the first thing to look at when
+            # outcomes are late.
+            last_said[0] = now
+            client = getattr(getattr(consumer, "_thread", None), "_consumer", None)
+            paused = sorted(f"{tp.topic}/{tp.partition}" for tp in (client.paused() if client else ()))
+            buffered = sorted(f"{tp.topic}/{tp.partition}" for tp in getattr(consumer, "_buffered_partitions", ()))
+            log.info("event time: paused %s; buffered %s", paused or "none", buffered or "none")
+            for line in processor.time.waiting(now):
+                log.info("event time: %s", line)
         for partition in processor.due_ticks():
             await ticks.send(key=b"tick", value=b"", partition=partition, force=True)
 

@@ -250,6 +250,21 @@ class EventTime:
                 due.append(p)
         return due
 
+    def waiting(self, now: float) -> list[str]:
+        """Per partition holding conversions, one line saying what they wait for (the log)."""
+        lines = []
+        for p, pt in sorted(self.partitions.items()):
+            if not pt.held:
+                continue
+            caught_up = ",".join(sorted(pt.caught_up_since)) or "none"
+            lines.append(
+                f"partition {p}: {len(pt.held)} held from {pt.held[0][0]}; impressions at {pt.impressions}, "
+                f"clicks at {pt.clicks}, conversions at {pt.conversions}; caught up: {caught_up}; "
+                f"paced: {','.join(sorted(pt.paced)) or 'none'}; tick pending: {pt.tick_pending}; "
+                f"releasable through: {self.releasable_through(p, now)}"
+            )
+        return lines
+
     def reset(self) -> None:
         """Forget everything (after a rebalance); the caller re-registers held conversions."""
         self.partitions.clear()
