@@ -298,3 +298,15 @@ def test_pacing_pauses_the_touch_partitions_ahead_and_resumes_them() -> None:
     time.report_lag(3, "conversions", highwater=0, start=0, now=0.0)  # nothing left to judge
     assert backpressure.decide(assignment, time) == ([], [impressions])
     assert backpressure.decide(assignment, time) == ([], [])
+
+
+def test_the_log_says_what_each_partition_holding_conversions_waits_for() -> None:
+    time = EventTime(HOLD_MS)
+    held_conversion(time, now=0.0)
+    all_caught_up(time, now=0.0)
+    time.report_lag(0, "impressions", highwater=50_000, start=0, now=0.0)
+    time.of(1)  # a partition holding nothing is not mentioned
+    [line] = time.waiting(now=5.0)
+    assert line.startswith(f"partition 0: 1 held from {T};")
+    assert "caught up: clicks,rekeyed-events;" in line
+    assert "releasable through: None" in line
