@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import faust
@@ -53,10 +54,21 @@ class Sent:
 
 
 class Recorder:
-    """What the app would have published, in order."""
+    """What the app would have published, in order: outputs and forwards (`sent`), and apart from
+    them the users table's changelog writes (`changelog`)."""
 
     def __init__(self) -> None:
         self.sent: list[Sent] = []
+        self.changelog: list[Sent] = []
+
+    async def changelog_send(
+        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None, *_: Any
+    ) -> asyncio.Future[Any]:
+        """The users table writer's `send` (`streaming.changelog.TableWriter`): acknowledged at once."""
+        self.changelog.append(Sent(topic, key, value or b"null", None, partition))
+        acked: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        acked.set_result(SimpleNamespace(topic_partition=(topic, partition), offset=len(self.changelog) - 1))
+        return acked
 
     def to(self, name: str) -> list[Sent]:
         """Messages sent to a topic, by its default name."""
@@ -161,6 +173,7 @@ def app(pixels: list[dict[str, Any]], line_items: list[dict[str, Any]]) -> Itera
 
 @pytest.fixture
 async def events(app: faust.App, recorder: Recorder) -> AsyncIterator[Driver]:
+    app.attribution["writer"].send = recorder.changelog_send  # type: ignore[attr-defined]
     async with _agent(app, "events").test_context() as ctx:
         yield Driver(app, ctx, recorder)
 

@@ -62,6 +62,17 @@ async def test_the_users_table_keeps_the_touch_and_remembers_the_judged_conversi
     assert state.last_counted(PIXEL) == T0
 
 
+async def test_each_users_state_goes_to_the_users_changelog_on_the_records_partition(
+    events: Driver, recorder: Recorder
+) -> None:
+    await events.put("clicks", click_json(event_id="c1", timestamp=T0 - HOUR), partition=2)
+    [write] = recorder.changelog
+    assert (write.topic, write.key, write.partition) == (f"{SETTINGS.app_id}-users-changelog", UKEY, 2)
+    assert [t.event_id for t in events.state(USER).touches] == ["c1"]
+    users = events.app.attribution["users"]  # type: ignore[attr-defined]
+    assert users.get(UKEY) == write.value  # the store holds what the changelog got
+
+
 async def test_a_conversion_is_not_published_before_the_touch_streams_pass_it(
     events: Driver, recorder: Recorder
 ) -> None:

@@ -29,7 +29,9 @@ from attribution.contract import CONFIG_TOPICS, EVENT_TOPICS, OUTPUT_TOPICS
 from attribution.settings import Settings, check_token_keys
 from attribution.streaming.batches import RecordBatch
 from attribution.streaming.batches import install as install_batches
+from attribution.streaming.changelog import TableWriter
 from attribution.streaming.commits import install as install_commit_guard
+from attribution.streaming.commits import unsettled
 from attribution.streaming.config_cache import RESTORES_HEADER, ConfigCache
 from attribution.streaming.decompression import install as install_bounded_gzip
 from attribution.streaming.delivery import install as install_fast_delivery
@@ -121,7 +123,10 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
     reports, report_table = install_reports(app, settings, cache)
     # A failed state write stops the worker (and so does a lost report update: `reports`).
     guarded = [users.changelog_topic.get_topic_name(), report_table.changelog_topic.get_topic_name()]
-    app.sensors.add(ChangelogGuard([*guarded, settings.topic(UPDATES_TOPIC)]))
+    guard = ChangelogGuard([*guarded, settings.topic(UPDATES_TOPIC)])
+    app.sensors.add(guard)
+    # The events agent writes each batch's states through the store and the producer (`changelog`).
+    writer = TableWriter(users, lambda *args: app.producer.send(*args), unsettled(app), guard.failed)
     names = {settings.topic(t): t for t in (*EVENT_TOPICS, *CONFIG_TOPICS, *INTERNAL_TOPICS)}
     processor = Processor(settings, names, lambda: cache.config)
     #: Called with each output's label (`processor.output_label`) once the broker acknowledged
@@ -214,10 +219,8 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
                 sent.append(await rekey.send(key=user_key, value=raw, headers=headers, force=True))
             if sent and result.writes:
                 await asyncio.gather(*sent)
-            for user_key, state in result.writes.items():
-                users[user_key] = state
-            for user_key in result.deletes:  # expired: a tombstone to the changelog (`expiry`)
-                del users[user_key]
+            # Expired users get a tombstone (`expiry`).
+            await writer.write(m.partition, result.writes, result.deletes)
             if batch is not None:
                 batch.handled()
             await manual.ack(event)
@@ -255,6 +258,7 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
         "outputs": outputs,
         "reports": reports,
         "output_hooks": output_hooks,
+        "writer": writer,
     }
     return app
 

@@ -222,7 +222,8 @@ def _delivered(consumer: Any) -> Delivered | None:
     return getattr(consumer.app, "attribution_delivered", None)
 
 
-def _unsettled(app: Any) -> Unsettled | None:
+def unsettled(app: Any) -> Unsettled | None:
+    """The sends an app's commits wait for (`install`); None for an app without the guard."""
     return getattr(app, "attribution_unsettled", None)
 
 
@@ -249,20 +250,20 @@ def _new_offset(self: Any, tp: Any) -> int | None:
 
 
 async def _commit_offsets(self: Any, offsets: Any, start_new_transaction: bool = True) -> bool:
-    unsettled = _unsettled(self.app)
-    if unsettled is not None:
+    pending = unsettled(self.app)
+    if pending is not None:
         # The offsets are of records whose writes were all issued by now. A worker that is
         # stopping (a crash, a signal) waits less: not committing then only means reading again.
         stopping = bool(getattr(self.app, "should_stop", False))
-        await unsettled.settle(STOPPING_SETTLE_TIMEOUT_S if stopping else SETTLE_TIMEOUT_S)
+        await pending.settle(STOPPING_SETTLE_TIMEOUT_S if stopping else SETTLE_TIMEOUT_S)
     done: bool = await _original["_commit_offsets"](self, offsets, start_new_transaction=start_new_transaction)
     return done
 
 
 def _send_soon(self: Any, fut: Any) -> None:
-    unsettled = _unsettled(self.app)
-    if unsettled is not None:
-        unsettled.add(fut)
+    pending = unsettled(self.app)
+    if pending is not None:
+        pending.add(fut)
     _original["send_soon"](self, fut)
 
 

@@ -10,7 +10,8 @@ different outcome. (Upstream: faust-streaming logs and drops the error of every 
 without a waiter; table changelog writes are such sends.)
 
 `ChangelogGuard` is a Faust sensor (the documented extension point Faust calls for every send and
-every send error): it remembers which sends are changelog writes of the users table and, when one
+every send error; the users table's writes, sent by `changelog.TableWriter`, call `failed` from
+their own completion): it remembers which sends are changelog writes of the users table and, when one
 fails, logs the user key, the record size, the topic and the error, then ends the process
 immediately with `EXIT_CHANGELOG_FAILED`. Immediately, not through Faust's graceful stop: that
 stop commits the consumed offsets, including the record whose state was not written, which would
@@ -56,6 +57,11 @@ class ChangelogGuard(faust.Sensor):
         if not state:
             return
         topic, key, size = state
+        self.failed(topic, key, size, exc)
+
+    def failed(self, topic: str, key: Any, size: int, exc: BaseException) -> None:
+        """A changelog write failed: say which, and end the process now (`EXIT_CHANGELOG_FAILED`).
+        Also called by the users table's own writer (`changelog.TableWriter`)."""
         log.critical(
             "changelog write FAILED for user key %r (%d bytes) to %s: %r. The state in memory is not "
             "durable: stopping the worker now, without committing, so that the record is read again "
