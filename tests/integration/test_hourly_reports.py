@@ -101,13 +101,20 @@ def test_a_second_worker_joining_mid_stream_counts_every_conversion_once_in_the_
     try:
         entries = traffic(users=1000, events=16_000)
         total = len(conversion_ids(entries))
+        events = by_topic(entries, "impressions", "clicks", "conversions")
+        half = len(events) // 2
         pipeline.produce(by_topic(entries, "pixels", "line-items"))
         pipeline.start_worker("w1")
-        pipeline.produce(by_topic(entries, "impressions", "clicks", "conversions") + sentinels(pipeline.partitions))
+        pipeline.produce(events[:half])
         wait_until_counted(pipeline, total // 5)
         pipeline.start_worker("w2")
+        # The second half only once the joiner took its partitions: it counts part of the stream.
+        deadline = time.monotonic() + 120
+        while f"{pipeline.prefix}report-updates" not in pipeline.log("w2"):
+            assert time.monotonic() < deadline, "the joiner took no report partition"
+            time.sleep(0.5)
+        pipeline.produce(events[half:] + sentinels(pipeline.partitions))
         assert_rows_like_replay(pipeline, entries)
-        assert f"{pipeline.prefix}report-updates" in pipeline.log("w2"), "the joiner took no report partition"
     finally:
         pipeline.close()
 

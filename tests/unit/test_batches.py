@@ -11,9 +11,12 @@ import faust
 import pytest
 from faust.transport.consumer import Consumer
 
+from attribution.contract import EVENT_TOPICS
 from attribution.streaming import batches, commits
+from attribution.streaming.app import BATCH_ORDER
 from attribution.streaming.batches import RecordBatch, patch_consumer
 from attribution.streaming.commits import LOST_AFTER_S, Delivered, next_commit
+from attribution.streaming.topics import INTERNAL_TOPICS, TICK_TOPIC
 
 
 class TP(NamedTuple):
@@ -82,7 +85,7 @@ def _iterate(records: dict[Any, list[Record]]) -> Any:
 
 def delivered_for(*topics: str) -> Delivered:
     delivered = Delivered()
-    delivered.batched = frozenset(topics)
+    delivered.batched = {topic: i for i, topic in enumerate(topics)}
     return delivered
 
 
@@ -99,6 +102,19 @@ async def test_the_records_of_a_fetched_partition_become_one_batch_in_offset_ord
     assert [r.offset for r in batch.records] == [4, 5, 6]
     assert (batch.offset, batch.offsets, batch.topic, batch.partition) == (6, [4, 5, 6], "impressions", 0)
     assert (batch.key, batch.value, batch.generation_id) == (None, b"", 3)
+
+
+async def test_the_batches_of_one_fetch_go_in_the_order_of_their_topics() -> None:
+    conversions, clicks, impressions = TP("conversions", 0), TP("clicks", 0), TP("impressions", 1)
+    fetched = {conversions: records(conversions, 1), clicks: records(clicks, 1), impressions: records(impressions, 1)}
+    consumer = FakeConsumer(fetched, delivered_for("impressions", "clicks", "conversions"))
+    assert [tp for tp, _ in await fetch(consumer)] == [impressions, clicks, conversions]
+
+
+def test_the_app_batches_every_input_topic_touches_first_and_ticks_last() -> None:
+    assert sorted(BATCH_ORDER) == sorted((*EVENT_TOPICS, *INTERNAL_TOPICS))
+    assert BATCH_ORDER.index("conversions") > max(BATCH_ORDER.index(t) for t in ("impressions", "clicks"))
+    assert BATCH_ORDER[-1] == TICK_TOPIC
 
 
 async def test_records_of_other_topics_stay_one_message_each() -> None:

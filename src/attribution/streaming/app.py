@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 TICK_INTERVAL_S = 0.2
 #: How often (seconds) the timer logs what held conversions wait for, while some are held.
 WAITING_LOG_S = 10.0
+#: The order of a fetch's batches: what decides a conversion before it (`batches`).
+BATCH_ORDER = ("impressions", "clicks", REKEY_TOPIC, "conversions", TICK_TOPIC)
 #: Fetched batches the events stream may have queued (Faust's default, 4,096, counts records).
 EVENT_QUEUE_BATCHES = 16
 #: How long the config agent waits for the cache to apply a record before its follow-up.
@@ -99,8 +101,9 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
     # Offsets committed never pass a record no stream handled (`commits`).
     delivered = install_commit_guard(app)
     event_topic_names = [settings.topic(t) for t in (*EVENT_TOPICS, *INTERNAL_TOPICS)]
-    # The events agent gets each partition's fetched records as one event (`batches`).
-    install_batches(app, event_topic_names)
+    # The events agent gets each partition's fetched records as one event (`batches`); of one
+    # fetch, the touches first, then the re-keyed records, the conversions and the ticks.
+    install_batches(app, [settings.topic(t) for t in BATCH_ORDER])
 
     def topic(name: str, **kw: Any) -> faust.TopicT:
         return app.topic(settings.topic(name), key_type=bytes, value_type=bytes, **kw)

@@ -29,7 +29,7 @@ pinned Faust version is another (the patch is of `Consumer.getmany`, checked aga
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import faust
@@ -103,7 +103,10 @@ async def _batches(consumer: Any, timeout: float, delivered: Delivered) -> Async
     track_end = app.monitor.track_tp_end_offset
     buffered = consumer._buffered_partitions
     singles = {}
-    for tp, fetched in records.items():
+    # The batches of one fetch go to the stream in the order of their topics in `batched`: touches
+    # before the conversions they decide, as reading in timestamp order would.
+    rank = delivered.batched.get
+    for tp, fetched in sorted(records.items(), key=lambda item: rank(item[0].topic, len(topics))):
         if tp.topic not in topics:
             singles[tp] = fetched
             continue
@@ -145,12 +148,13 @@ def patch_consumer() -> None:
     Consumer.getmany = batched_getmany  # type: ignore[method-assign]
 
 
-def install(app: Any, topics: Collection[str]) -> None:
-    """Hand the records of `topics` to their agent as `RecordBatch` events. Call after
-    `commits.install` and before the app starts; the agent must call `RecordBatch.handled` for
-    each batch it handled, or its offsets are never committed."""
+def install(app: Any, topics: Sequence[str]) -> None:
+    """Hand the records of `topics` to their agent as `RecordBatch` events; the batches of one
+    fetch in the order of `topics`. Call after `commits.install` and before the app starts; the
+    agent must call `RecordBatch.handled` for each batch it handled, or its offsets are never
+    committed."""
     delivered = getattr(app, "attribution_delivered", None)
     if delivered is None:
         raise RuntimeError("batches.install needs commits.install first (the commit bookkeeping of batches)")
     patch_consumer()
-    delivered.batched = frozenset(topics)
+    delivered.batched = {topic: i for i, topic in enumerate(topics)}

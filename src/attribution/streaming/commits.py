@@ -107,7 +107,7 @@ class Delivered:
         #: topics whose records reach their stream in batches (`batches`): for them, only the
         #: spans the agent reported handled count, never Faust's acknowledgements (Faust also
         #: acknowledges the events a stream skipped, those of a stale generation)
-        self.batched: frozenset[str] = frozenset()
+        self.batched: dict[str, int] = {}  # topic -> its rank among the batched topics
         #: per partition of a batched topic: first offset -> last offset of each batch handled
         self.spans: defaultdict[Any, dict[int, int]] = defaultdict(dict)
         self._suspect: dict[Any, tuple[int, float]] = {}
