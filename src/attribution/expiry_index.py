@@ -73,14 +73,16 @@ class ExpiryIndex(Generic[K]):
         heap = self.heaps.get(partition)
         return bool(heap) and heap[0][0] < horizon  # type: ignore[index]
 
-    def due(self, partition: int, horizon: int, check: Check[K]) -> list[K]:
+    def due(self, partition: int, horizon: int, check: Check[K], checks: int | None = None) -> list[K]:
         """Keys of `partition` to delete now: entries before `horizon` whose current expiry, as
         `check` gives it (None: drop the entry, the user is gone or indexed again later; `HELD`: look
         again `HELD_RECHECK_MS` later), is still before it.
-        The others are pushed back. At most `checks_per_call` entries are looked at."""
+        The others are pushed back. At most `checks` entries are looked at (default
+        `checks_per_call`)."""
         heap = self.heaps.get(partition)
         expired: list[K] = []
-        checks = self.checks_per_call
+        if checks is None:
+            checks = self.checks_per_call
         while heap and heap[0][0] < horizon and checks:
             checks -= 1
             _, key = heapq.heappop(heap)

@@ -171,6 +171,24 @@ def test_a_user_the_batch_wrote_is_looked_at_later_not_deleted_by_the_same_batch
     assert b"old" in later.deletes  # its conversion's dedup id and counter outlived: gone by now
 
 
+def test_a_batch_looks_at_as_many_expired_users_as_its_records_would_one_by_one() -> None:
+    stream = Stream()
+    stream.processor.expiry.index.checks_per_call = 1  # one user looked at per event
+    for user in ("old-1", "old-2", "old-3"):
+        stream.event("clicks", click_json(user_id=user, timestamp=T0))
+    stream.event("clicks", click_json(user_id="new", timestamp=T0 + 15 * DAY))
+    stream.event("impressions", impression_json(user_id="new", timestamp=T0 + 15 * DAY))
+    convs = [conversion_json(user_id="new", event_id=f"v{i}", timestamp=T0 + 14 * DAY + 1 + i) for i in range(2)]
+    batch = [Consumed(b"new", orjson.dumps(c), 20 + i) for i, c in enumerate(convs)]
+    result = stream.processor.handle_batch("conversions", 0, batch, stream.table.get)
+    assert len(result.deletes) == 2  # two records: two users looked at, as one by one
+    for key in result.deletes:
+        del stream.table[key]
+    last = stream.event("conversions", conversion_json(user_id="new", event_id="v9", timestamp=T0 + 14 * DAY + 9))
+    assert len(last.deletes) == 1
+    assert not {b"old-1", b"old-2", b"old-3"} & set(stream.table)
+
+
 def test_a_user_active_again_is_not_deleted_but_looked_at_later() -> None:
     stream = Stream()
     stream.event("clicks", click_json(user_id="u", timestamp=T0))

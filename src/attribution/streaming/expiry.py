@@ -65,12 +65,18 @@ class StateExpiry:
         return encode_state(state, expires, partition)
 
     def due(
-        self, partition: int, horizon: int, get_state: Callable[[bytes], bytes | None], writes: Mapping[bytes, object]
+        self,
+        partition: int,
+        horizon: int,
+        get_state: Callable[[bytes], bytes | None],
+        writes: Mapping[bytes, object],
+        events: int = 1,
     ) -> tuple[list[bytes], dict[bytes, tuple[UserState, UserState]]]:
         """The users of `partition` to look at now (at most a few): those whose state expired
         before `horizon`, to delete, and quiet users whose state partly expired, as
         key -> (state, the state to write back without what expired: `expiry_index.due_state`).
-        Users written by the current records (the keys of `writes`) are looked at again later."""
+        Users written by the current records (the keys of `writes`) are looked at again later.
+        At most `checks_per_event` users per event of `events` (a batch's records) are looked at."""
         compacted: dict[bytes, tuple[UserState, UserState]] = {}
         if not self.index.any_due(partition, horizon):
             return [], compacted
@@ -92,7 +98,7 @@ class StateExpiry:
                 compacted[key] = (state, kept)
             return look
 
-        expired = self.index.due(partition, horizon, check)
+        expired = self.index.due(partition, horizon, check, self.index.checks_per_call * events)
         self.deleted += len(expired)
         return expired, compacted
 

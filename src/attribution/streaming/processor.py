@@ -131,6 +131,7 @@ class Processor:
         """Decode, step, encode one input message."""
         result = Result(partition=partition)
         self._handle(self.names.get(topic, topic), topic, key, value, partition, offset, headers, get_state, result)
+        self._expire(partition, get_state, result)
         self._encode(result)
         return result
 
@@ -142,8 +143,12 @@ class Processor:
         result = Result(partition=partition)
         name = self.names.get(topic, topic)
         handle = self._handle
+        n = 0
         for r in records:
             handle(name, topic, r.key, r.value, partition, r.offset, r.headers, get_state, result)
+            n += 1
+        # Expiry once per batch, with the batch's budget of checks (`expiry`): as of its last record.
+        self._expire(partition, get_state, result, n)
         self._encode(result)
         return result
 
@@ -173,7 +178,6 @@ class Processor:
             through = self.time.releasable_through(partition, self.clock())
             if through is not None:
                 self._release(partition, through, get_state, result)
-            self._expire(partition, get_state, result)
             return
         if name in TRACKED_SOURCES:
             self.time.saw_offset(partition, name, offset)  # how far this source is read (`event_time`)
@@ -218,7 +222,6 @@ class Processor:
                         new_state, earliest, self.config(), self.limits, self._horizon(partition), self.forgotten
                     )
                 self._emit(user_key, state, new_state, outputs, result)
-        self._expire(partition, get_state, result)
 
     def held_conversions(self) -> int:
         """Conversions held for event time on this worker now (a gauge of `/metrics`)."""
@@ -328,10 +331,10 @@ class Processor:
             result.sends.append((topic_of(o), user_key, encode(o)))
             result.labels.append(output_label(o))
 
-    def _expire(self, partition: int, get_state: StateGetter, result: Result) -> None:
+    def _expire(self, partition: int, get_state: StateGetter, result: Result, events: int = 1) -> None:
         """Users of the partition whose state expired, to delete, and quiet users whose state
-        partly expired, written back without it (a few per message)."""
-        deletes, compacted = self.expiry.due(partition, self._horizon(partition), get_state, result.changed)
+        partly expired, written back without it (a few per message of `events`)."""
+        deletes, compacted = self.expiry.due(partition, self._horizon(partition), get_state, result.changed, events)
         if deletes:
             # `due` never names a user changed in this result: they are looked at later.
             result.deletes.extend(k for k in deletes if k not in result.deletes)
