@@ -18,7 +18,7 @@ from attribution.contract import CONFIG_TOPICS, EVENT_TOPICS, validator
 from attribution.contract.state_codec import decode_state
 from attribution.domain import Config, UserState
 from attribution.settings import Settings
-from attribution.streaming.event_time import LAG_SOURCES
+from attribution.streaming.event_time import LAG_SOURCES, TICK_RESEND_S
 from attribution.streaming.processor import MAX_HELD_PER_USER, SOURCE_HEADER, Processor, Result
 from attribution.streaming.topics import INTERNAL_TOPICS, REKEY_TOPIC, TICK_TOPIC
 from helpers import (
@@ -390,6 +390,23 @@ def test_a_held_conversion_is_judged_after_the_bounded_wait_when_a_touch_stream_
         conv["event_id"],
         "c1",
     )
+    assert h.state().held == ()
+
+
+def test_a_tick_that_never_comes_back_is_sent_again_and_one_that_does_is_not() -> None:
+    h = Harness()
+    h.event("clicks", click_json(event_id="c1", timestamp=T0 - MINUTE))
+    h.event("conversions", conversion_json(timestamp=T0), partition=0)
+    h.caught_up()
+    h.clock.now += SETTINGS.hold_ms / 1000
+    assert h.processor.due_ticks() == [0]
+    assert h.processor.due_ticks() == []  # in flight
+    h.clock.now += TICK_RESEND_S - 0.1
+    assert h.processor.due_ticks() == []
+    h.clock.now += 0.1
+    assert h.processor.due_ticks() == [0]  # lost (a stream skipped it): sent again
+    h.handle(TICK_TOPIC, b"", key=b"tick", partition=0)
+    assert h.processor.due_ticks() == []  # judged: nothing held any more
     assert h.state().held == ()
 
 

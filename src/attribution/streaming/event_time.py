@@ -47,6 +47,8 @@ TRACKED_SOURCES = (*LAG_SOURCES, "conversions")
 #: How far (event time) a touch source may run ahead of the conversions still to be judged
 #: before it is paused (`EventTime.pace`); resumed at half of it.
 MAX_TOUCH_LEAD_MS = 10 * 60_000
+#: A tick not back after this long (seconds) is sent again (`EventTime.due_ticks`).
+TICK_RESEND_S = 5.0
 
 
 @dataclass
@@ -56,7 +58,8 @@ class PartitionTime:
     conversions: int = NEVER
     #: (timestamp, arrival seq, user key, arrival wall-clock s) of held conversions
     held: list[tuple[int, int, bytes, float]] = field(default_factory=list)
-    tick_pending: bool = False
+    #: when the tick in flight to this partition was sent (monotonic seconds), or None
+    tick_sent: float | None = None
     #: per lag source: wall-clock time since which it has been caught up; absent while behind or
     #: before the first report (unknown counts as behind: never judge early on a guess)
     caught_up_since: dict[str, float] = field(default_factory=dict)
@@ -240,15 +243,22 @@ class EventTime:
         return latest
 
     def due_ticks(self, now: float) -> list[int]:
-        """Partitions that need a tick (none in flight): a held conversion may be judged."""
+        """Partitions that need a tick: a held conversion may be judged, and no tick is in flight,
+        or the one in flight was sent `TICK_RESEND_S` ago and has not come back (a tick read by a
+        stream that skipped it, around a rebalance, would otherwise leave the partition's held
+        conversions waiting for touches that may never come). A tick more is harmless."""
         due = []
         for p, pt in self.partitions.items():
-            if pt.tick_pending or not pt.held:
+            if not pt.held or (pt.tick_sent is not None and now - pt.tick_sent < TICK_RESEND_S):
                 continue
             if self.releasable_through(p, now) is not None:
-                pt.tick_pending = True
+                pt.tick_sent = now
                 due.append(p)
         return due
+
+    def ticked(self, partition: int) -> None:
+        """A tick of `partition` came back (the events agent handles it now)."""
+        self.of(partition).tick_sent = None
 
     def waiting(self, now: float) -> list[str]:
         """Per partition holding conversions, one line saying what they wait for (the log)."""
@@ -260,7 +270,7 @@ class EventTime:
             lines.append(
                 f"partition {p}: {len(pt.held)} held from {pt.held[0][0]}; impressions at {pt.impressions}, "
                 f"clicks at {pt.clicks}, conversions at {pt.conversions}; caught up: {caught_up}; "
-                f"paced: {','.join(sorted(pt.paced)) or 'none'}; tick pending: {pt.tick_pending}; "
+                f"paced: {','.join(sorted(pt.paced)) or 'none'}; tick in flight since: {pt.tick_sent}; "
                 f"releasable through: {self.releasable_through(p, now)}"
             )
         return lines

@@ -174,7 +174,7 @@ class Processor:
         result: Result,
     ) -> None:
         if name == TICK_TOPIC:
-            self.time.of(partition).tick_pending = False
+            self.time.ticked(partition)
             through = self.time.releasable_through(partition, self.clock())
             if through is not None:
                 self._release(partition, through, get_state, result)
