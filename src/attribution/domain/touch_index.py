@@ -35,17 +35,20 @@ from attribution.domain.records import Touch
 if TYPE_CHECKING:
     from attribution.domain.state import Limits
 
-Key = tuple[int, int, str]  # (advertiser_id, line_item_id, kind)
-Group = tuple[int, str]  # (advertiser_id, kind)
 Tied = tuple[tuple[str, str, int], ...]
 
 #: Touch tuples shorter than this are not indexed: the full prune of a few touches costs about what
 #: the index does, and the index's memory (about 60 bytes a touch) is then spent for nothing.
-MIN_INDEXED = 12
+MIN_INDEXED = 16
 
 
 def _timestamp(t: Touch) -> int:
     return t.timestamp
+
+
+def _group(t: Touch) -> int:
+    """(advertiser, kind) as one int, which takes less memory than a tuple."""
+    return 2 * t.advertiser_id + (t.kind == "click")
 
 
 class TouchIndex:
@@ -59,8 +62,8 @@ class TouchIndex:
         limits: Limits,
         horizon: int,
         behind: int,
-        keys: dict[Key, tuple[Touch, ...]],
-        groups: dict[Group, int],
+        keys: dict[int, tuple[Touch, ...]],
+        groups: dict[int, int],
         ids: tuple[str, ...],
     ) -> None:
         self.touches = touches
@@ -68,9 +71,10 @@ class TouchIndex:
         self.horizon = horizon
         #: `touches[:behind]` are at or before `horizon`, the rest after it.
         self.behind = behind
-        #: The touches at or before the horizon per (advertiser, line item, kind), oldest first.
+        #: The touches at or before the horizon per line item (of any advertiser and kind: a line
+        #: item has one advertiser, and ints take less memory than tuples), oldest first.
         self.keys = keys
-        #: How many touches at or before the horizon each (advertiser, kind) holds.
+        #: How many touches at or before the horizon each (advertiser, kind) holds (`_group`).
         self.groups = groups
         #: `touches`' event ids, in the same order.
         self.ids = ids
@@ -81,16 +85,15 @@ def index_of(touches: tuple[Touch, ...], horizon: int, limits: Limits) -> TouchI
     the full prune); None for tuples under `MIN_INDEXED`."""
     if len(touches) < MIN_INDEXED:
         return None
-    keys: dict[Key, tuple[Touch, ...]] = {}
-    groups: dict[Group, int] = {}
+    keys: dict[int, tuple[Touch, ...]] = {}
+    groups: dict[int, int] = {}
     behind = 0
     for t in touches:
         if t.timestamp > horizon:
             break
         behind += 1
-        key = (t.advertiser_id, t.line_item_id, t.kind)
-        keys[key] = (*keys.get(key, ()), t)
-        group = (t.advertiser_id, t.kind)
+        keys[t.line_item_id] = (*keys.get(t.line_item_id, ()), t)
+        group = _group(t)
         groups[group] = groups.get(group, 0) + 1
     return TouchIndex(touches, limits, horizon, behind, keys, groups, tuple(t.event_id for t in touches))
 
@@ -166,17 +169,18 @@ def add(
         return None  # dropped at once by the full prune
     if behind and touches[behind - 1].timestamp > ts:
         return None  # out of order: not the newest at or before the horizon
-    key = (touch.advertiser_id, touch.line_item_id, touch.kind)
-    same = index.keys.get(key, ())
+    line_item = index.keys.get(touch.line_item_id, ())
+    kind, advertiser = touch.kind, touch.advertiser_id
+    same = [t for t in line_item if t.kind == kind and t.advertiser_id == advertiser]
     keys = index.keys.copy()
     if len(same) < limits.per_line_item:
-        group = (touch.advertiser_id, touch.kind)
+        group = _group(touch)
         count = index.groups.get(group, 0)
         if count >= limits.max_touches or behind >= limits.max_user_touches:
             return None
         new = (*touches[:behind], touch, *touches[behind:])
         ids = (*index.ids[:behind], touch.event_id, *index.ids[behind:])
-        keys[key] = (*same, touch)
+        keys[touch.line_item_id] = (*line_item, touch)
         groups = index.groups.copy()
         groups[group] = count + 1
         return new, TouchIndex(new, limits, horizon, behind + 1, keys, groups, ids), ()
@@ -185,13 +189,13 @@ def add(
     # The line item's cap is full: walking newest first, the new touch and all but the oldest of
     # the line item's are kept; the oldest goes. Nothing else moves: the advertiser and user
     # counts stay what they were.
-    old = same[0]
-    kept = (*same[1:], touch)
+    old, kept = same[0], same[1:]
+    kept.append(touch)
     j = bisect_left(touches, old.timestamp, 0, behind, key=_timestamp)
     while touches[j] is not old:
         j += 1
     new = (*touches[:j], *touches[j + 1 : behind], touch, *touches[behind:])
     ids = (*index.ids[:j], *index.ids[j + 1 : behind], touch.event_id, *index.ids[behind:])
-    keys[key] = kept
+    keys[touch.line_item_id] = (*(t for t in line_item if t is not old), touch)
     tied: Tied = ((old.kind, old.event_id, old.timestamp),) if old.timestamp == kept[0].timestamp else ()
     return new, TouchIndex(new, limits, horizon, behind, keys, index.groups, ids), tied
