@@ -1,0 +1,165 @@
+"""The users' states of a replay in bounded memory: recent ones decoded, the others on disk.
+
+A replay keeps every user whose state has not expired, and with the longest windows (90 days for
+clicks and repeat counters) that is every user of a month of traffic: decoded, about 6 KB each.
+`SpilledStates` is the map of states `replay` steps through. It holds the states used most
+recently decoded in memory, up to an estimated `budget` of bytes; past it, the least recently
+written are encoded with the state table's codec (`contract.state_codec`, the bytes the stream's
+changelog holds) and moved, a batch at a time, to a SQLite file in a temporary directory. Reading a
+user that is on disk moves it back. The codec is exact, so the outputs never depend on which users
+were in memory (only the engine's shortcut, `UserState`'s touch index, is rebuilt on next use).
+
+The estimate is `_estimate`: bytes per touch and per remembered id, measured on the replay
+benchmark's traffic, not `sys.getsizeof` (too slow for every event).
+"""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+import tempfile
+import weakref
+from collections.abc import Iterator, MutableMapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from attribution.contract.state_codec import decode_state, encode_state
+from attribution.domain import UserState
+
+if TYPE_CHECKING:
+    _Closer = weakref.finalize[[sqlite3.Connection, tempfile.TemporaryDirectory[str]], "SpilledStates"]
+
+#: Estimated bytes of decoded states kept in memory (the rest of a replay takes about 40 MB).
+BUDGET_BYTES = 160 * 2**20
+#: What one SQLite connection may cache (its page cache counts in the process's memory).
+_CACHE_KIB = 16 * 1024
+
+
+def _estimate(state: UserState) -> int:
+    """Bytes a decoded state takes, about: a touch with 36-character ids is about 330 bytes with its
+    strings, a remembered id about 150, the state and its tuples about 500."""
+    return 500 + 330 * len(state.touches) + 150 * (len(state.processed) + len(state.orders) + len(state.counted))
+
+
+class SpilledStates(MutableMapping[str, UserState]):
+    """User id -> state, in memory up to `budget` estimated bytes, the rest on disk (see the module).
+
+    Reading a state on disk moves it to memory; writing one makes it the most recently used.
+    `close` (or dropping the map) removes the file. Not thread-safe."""
+
+    def __init__(self, budget: int = BUDGET_BYTES) -> None:
+        self.hot: dict[str, UserState] = {}
+        self.budget = budget
+        self.used = 0  # estimated bytes of `hot`
+        self.cold = 0  # states on disk
+        self.spilled = 0  # states moved to disk, over the map's life (for benchmarks)
+        self._db: sqlite3.Connection | None = None
+        self._closer: _Closer | None = None
+
+    # -- the mapping ----------------------------------------------------------------------------
+
+    def get(self, key: str, default: UserState | None = None) -> UserState | None:  # type: ignore[override]
+        state = self.hot.get(key)
+        if state is not None:
+            return state
+        if self.cold:
+            state = self._load(key)
+            if state is not None:
+                return state
+        return default
+
+    def __getitem__(self, key: str) -> UserState:
+        state = self.get(key)
+        if state is None:
+            raise KeyError(key)
+        return state
+
+    def __setitem__(self, key: str, state: UserState) -> None:
+        hot = self.hot
+        old = hot.pop(key, None)  # re-inserted at the end: the dict's order is the order of use
+        if old is not None:
+            self.used -= _estimate(old)
+        hot[key] = state
+        self.used += _estimate(state)
+        if self.used > self.budget:
+            self._spill()
+
+    def __delitem__(self, key: str) -> None:
+        old = self.hot.pop(key, None)
+        if old is not None:
+            self.used -= _estimate(old)
+        elif not self.cold or self._take(key) is None:
+            raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from list(self.hot)
+        if self._db is not None and self.cold:
+            yield from [user for (user,) in self._db.execute("SELECT user FROM states")]
+
+    def __len__(self) -> int:
+        return len(self.hot) + self.cold
+
+    def __contains__(self, key: object) -> bool:
+        if key in self.hot:
+            return True
+        if not self.cold or self._db is None or not isinstance(key, str):
+            return False
+        return self._db.execute("SELECT 1 FROM states WHERE user = ?", (key,)).fetchone() is not None
+
+    # -- memory and disk ------------------------------------------------------------------------
+
+    def _spill(self) -> None:
+        """Move the least recently written states to disk until memory is 7/8 of the budget."""
+        hot, target = self.hot, self.budget * 7 // 8
+        rows: list[tuple[str, bytes]] = []
+        for key in list(itertools.islice(hot, max(16, len(hot) // 8))):
+            if self.used <= target:
+                break
+            state = hot.pop(key)
+            self.used -= _estimate(state)
+            rows.append((key, encode_state(state)))
+        self._connection().executemany("INSERT INTO states VALUES (?, ?)", rows)
+        self.cold += len(rows)
+        self.spilled += len(rows)
+
+    def _load(self, key: str) -> UserState | None:
+        state = self._take(key)
+        if state is not None:
+            self[key] = state
+        return state
+
+    def _take(self, key: str) -> UserState | None:
+        """The state of `key` on disk, removed from it; None when it is not there."""
+        assert self._db is not None  # `cold` counts rows of an open file
+        row = self._db.execute("DELETE FROM states WHERE user = ? RETURNING state", (key,)).fetchone()
+        if row is None:
+            return None
+        self.cold -= 1
+        return decode_state(key, row[0])
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            directory = tempfile.TemporaryDirectory(prefix="attribution-replay-states-")
+            db = sqlite3.connect(Path(directory.name) / "states.sqlite", isolation_level=None)
+            # A scratch file removed at the end: no journal, no syncing.
+            db.execute("PRAGMA journal_mode = OFF")
+            db.execute("PRAGMA synchronous = OFF")
+            db.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
+            db.execute("CREATE TABLE states (user TEXT PRIMARY KEY, state BLOB NOT NULL) WITHOUT ROWID")
+            # One transaction for the file's life: nothing is committed (so nothing is written per
+            # statement); SQLite writes pages out only when its cache is full.
+            db.execute("BEGIN")
+            self._db = db
+            self._closer = weakref.finalize(self, _close, db, directory)
+        return self._db
+
+    def close(self) -> None:
+        """Forget the states on disk and remove the file (the states in memory stay)."""
+        if self._closer is not None:
+            self._closer()
+        self._db, self._closer, self.cold = None, None, 0
+
+
+def _close(db: sqlite3.Connection, directory: tempfile.TemporaryDirectory[str]) -> None:
+    db.close()
+    directory.cleanup()
