@@ -126,6 +126,8 @@ def _replay(order: Order, sink: Sink, limits: Limits, progress: Progress | None,
     config = order.folded.config
     result.config = config
     users = result.users
+    assert isinstance(users, SpilledStates)
+    hot = users.hot.get  # the states in memory: nearly every event's
     outs = sink.channels
     # Expiry state lives here: `_replay` may run twice in one replay (merge, then sort).
     index: ExpiryIndex[str] = ExpiryIndex()
@@ -134,7 +136,9 @@ def _replay(order: Order, sink: Sink, limits: Limits, progress: Progress | None,
     n = 0
     for n, (ts, _, _, _, event) in enumerate(order.rows(), 1):
         uid = event.user_id
-        before = users.get(uid)
+        before = hot(uid)
+        if before is None and users.cold:
+            before = users.get(uid)
         state, outputs = step(EMPTY if before is None else before, event, config, limits)
         users[uid] = state
         if before is None:

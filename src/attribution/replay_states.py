@@ -29,16 +29,19 @@ from attribution.domain import UserState
 if TYPE_CHECKING:
     _Closer = weakref.finalize[[sqlite3.Connection, tempfile.TemporaryDirectory[str]], "SpilledStates"]
 
-#: Estimated bytes of decoded states kept in memory (the rest of a replay takes about 40 MB).
-BUDGET_BYTES = 160 * 2**20
+#: Estimated bytes of decoded states kept in memory (the rest of a replay takes about 60 MB, and the
+#: expiry index about 150 bytes per user held, in memory or not).
+BUDGET_BYTES = 256 * 2**20
 #: What one SQLite connection may cache (its page cache counts in the process's memory).
-_CACHE_KIB = 16 * 1024
+_CACHE_KIB = 8 * 1024
 
 
 def _estimate(state: UserState) -> int:
-    """Bytes a decoded state takes, about: a touch with 36-character ids is about 330 bytes with its
-    strings, a remembered id about 150, the state and its tuples about 500."""
-    return 500 + 330 * len(state.touches) + 150 * (len(state.processed) + len(state.orders) + len(state.counted))
+    """Bytes a decoded state takes in the process, about: a touch with 36-character ids about 380
+    bytes with its strings (ints and the user id shared between touches, `contract.codec`), a dedup
+    id about 220, the state with its tuples, its index and its entry in the map about 750 (the
+    replay benchmark's traffic, measured as the peak memory of the process per user held)."""
+    return 750 + 380 * len(state.touches) + 220 * len(state.processed)
 
 
 class SpilledStates(MutableMapping[str, UserState]):
@@ -77,18 +80,28 @@ class SpilledStates(MutableMapping[str, UserState]):
     def __setitem__(self, key: str, state: UserState) -> None:
         hot = self.hot
         old = hot.pop(key, None)  # re-inserted at the end: the dict's order is the order of use
-        if old is not None:
-            self.used -= _estimate(old)
+        if old is None and self.cold:
+            self._remove(key)  # an older state of it on disk is replaced
+        self._put(key, state, old)
+
+    def _put(self, key: str, state: UserState, old: UserState | None) -> None:
+        hot = self.hot
         hot[key] = state
-        self.used += _estimate(state)
-        if self.used > self.budget:
+        # `_estimate(state) - _estimate(old)`, inlined: this runs for every event.
+        used = self.used + 380 * len(state.touches) + 220 * len(state.processed)
+        if old is None:
+            used += 750
+        else:
+            used -= 380 * len(old.touches) + 220 * len(old.processed)
+        self.used = used
+        if used > self.budget:
             self._spill()
 
     def __delitem__(self, key: str) -> None:
         old = self.hot.pop(key, None)
         if old is not None:
             self.used -= _estimate(old)
-        elif not self.cold or self._take(key) is None:
+        elif not self.cold or self._remove(key) is None:
             raise KeyError(key)
 
     def __iter__(self) -> Iterator[str]:
@@ -112,7 +125,8 @@ class SpilledStates(MutableMapping[str, UserState]):
         """Move the least recently written states to disk until memory is 7/8 of the budget."""
         hot, target = self.hot, self.budget * 7 // 8
         rows: list[tuple[str, bytes]] = []
-        for key in list(itertools.islice(hot, max(16, len(hot) // 8))):
+        # Never the state written last: its caller may still hold it to write it back.
+        for key in list(itertools.islice(hot, min(len(hot) - 1, max(16, len(hot) // 8)))):
             if self.used <= target:
                 break
             state = hot.pop(key)
@@ -125,17 +139,23 @@ class SpilledStates(MutableMapping[str, UserState]):
     def _load(self, key: str) -> UserState | None:
         state = self._take(key)
         if state is not None:
-            self[key] = state
+            self._put(key, state, None)
         return state
 
     def _take(self, key: str) -> UserState | None:
         """The state of `key` on disk, removed from it; None when it is not there."""
+        raw = self._remove(key)
+        return None if raw is None else decode_state(key, raw)
+
+    def _remove(self, key: str) -> bytes | None:
+        """The encoded state of `key` on disk, removed from it; None when it is not there."""
         assert self._db is not None  # `cold` counts rows of an open file
         row = self._db.execute("DELETE FROM states WHERE user = ? RETURNING state", (key,)).fetchone()
         if row is None:
             return None
         self.cold -= 1
-        return decode_state(key, row[0])
+        raw: bytes = row[0]
+        return raw
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:

@@ -5,8 +5,8 @@ conversions, under random caps, retentions and horizons (the watermark, or expli
 stand still or move back), are applied twice: once to the states as the engine builds them (with
 their index, so the shortcut is taken whenever it can be) and once to the same states rebuilt
 without it (the full prune every time). States, the `Forgotten` tallies and the touches a
-conversion sees must be identical after every operation. Tuples of every length are indexed here
-(`MIN_INDEXED` is 0 during the test) so that small caps meet the shortcut.
+conversion sees must be identical after every operation. The length from which an index holds
+counts (`MIN_INDEXED`) is drawn too, so that small caps meet both the light and the full index.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ UNIT = 1_000
 
 
 @contextmanager
-def every_tuple_indexed() -> Iterator[None]:
+def indexed_from(length: int) -> Iterator[None]:
     saved = touch_index_module.MIN_INDEXED
-    touch_index_module.MIN_INDEXED = 0
+    touch_index_module.MIN_INDEXED = length
     try:
         yield
     finally:
@@ -89,14 +89,14 @@ def without_index(state: UserState) -> UserState:
     )
 
 
-@given(operations, limits, retentions)
+@given(operations, limits, retentions, st.sampled_from([0, 0, 3, 8, 10**9]))
 def test_the_index_gives_the_states_of_the_full_prune(
-    ops: list[Operation], limits: Limits, retention: Retention
+    ops: list[Operation], limits: Limits, retention: Retention, min_indexed: int
 ) -> None:
     indexed, plain = EMPTY, EMPTY
     tally, reference = Forgotten(), Forgotten()
     latest = 1_000_000 * UNIT
-    with every_tuple_indexed():
+    with indexed_from(min_indexed):
         for n, op in enumerate(ops):
             latest += op.step
             horizon = None if op.lag is None else latest - op.lag

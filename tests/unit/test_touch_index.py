@@ -86,5 +86,9 @@ def test_a_state_copied_with_other_touches_has_no_index() -> None:
     assert dataclasses.replace(state, touches=state.touches[1:])._index is None
 
 
-def test_a_few_touches_are_not_indexed() -> None:
-    assert heavy_user(MIN_INDEXED - 1)._index is None
+def test_a_user_with_few_touches_has_a_light_index_without_counts() -> None:
+    state = heavy_user(MIN_INDEXED - 1)
+
+    assert state._index is not None
+    assert state._index.keys is None
+    assert state._index.ids is None

@@ -178,7 +178,7 @@ def add_touch(
     `horizon` defaults to the user's watermark after this touch (see the module docstring)."""
     touches = state.touches
     index = touch_index.usable(state._index, touches, limits)
-    if index is None or touch.event_id in index.ids:
+    if index is None or index.ids is None or touch.event_id in index.ids:
         for t in touches:
             if t.event_id == touch.event_id and t.kind == touch.kind:
                 return state  # redelivered touch: already known

@@ -37,13 +37,18 @@ if TYPE_CHECKING:
 
 Tied = tuple[tuple[str, str, int], ...]
 
-#: Touch tuples shorter than this are not indexed: the full prune of a few touches costs about what
-#: the index does, and the index's memory (about 60 bytes a touch) is then spent for nothing.
+#: Touch tuples shorter than this get a *light* index, without counts or ids (about 120 bytes a
+#: user): looking at their few touches costs about what the counts save, and most users are light.
 MIN_INDEXED = 16
 
 
 def _timestamp(t: Touch) -> int:
     return t.timestamp
+
+
+def _behind(touches: tuple[Touch, ...], horizon: int) -> int:
+    """How many of `touches` are at or before `horizon`."""
+    return bisect_right(touches, horizon, key=_timestamp)
 
 
 def _group(t: Touch) -> int:
@@ -62,9 +67,9 @@ class TouchIndex:
         limits: Limits,
         horizon: int,
         behind: int,
-        keys: dict[int, tuple[Touch, ...]],
-        groups: dict[int, int],
-        ids: tuple[str, ...],
+        keys: dict[int, tuple[Touch, ...]] | None,
+        groups: dict[int, int] | None,
+        ids: tuple[str, ...] | None,
     ) -> None:
         self.touches = touches
         self.limits = limits
@@ -72,7 +77,8 @@ class TouchIndex:
         #: `touches[:behind]` are at or before `horizon`, the rest after it.
         self.behind = behind
         #: The touches at or before the horizon per line item (of any advertiser and kind: a line
-        #: item has one advertiser, and ints take less memory than tuples), oldest first.
+        #: item has one advertiser, and ints take less memory than tuples), oldest first; None in
+        #: a light index (the touches are looked at instead), as are the two below.
         self.keys = keys
         #: How many touches at or before the horizon each (advertiser, kind) holds (`_group`).
         self.groups = groups
@@ -80,11 +86,12 @@ class TouchIndex:
         self.ids = ids
 
 
-def index_of(touches: tuple[Touch, ...], horizon: int, limits: Limits) -> TouchIndex | None:
+def index_of(touches: tuple[Touch, ...], horizon: int, limits: Limits) -> TouchIndex:
     """The index of `touches`, which must be settled as of `horizon` with `limits` (the output of
-    the full prune); None for tuples under `MIN_INDEXED`."""
+    the full prune); a light one under `MIN_INDEXED` touches."""
     if len(touches) < MIN_INDEXED:
-        return None
+        behind = len(touches) if not touches or touches[-1].timestamp <= horizon else _behind(touches, horizon)
+        return TouchIndex(touches, limits, horizon, behind, None, None, None)
     keys: dict[int, tuple[Touch, ...]] = {}
     groups: dict[int, int] = {}
     behind = 0
@@ -163,12 +170,16 @@ def add(
             return None
         i = bisect_right(touches, ts, behind, key=_timestamp)  # after equal timestamps
         new = (*touches[:i], touch, *touches[i:])
+        if index.ids is None:
+            return new, index_of(new, horizon, limits) if len(new) >= MIN_INDEXED else _light(new, index, horizon), ()
         ids = (*index.ids[:i], touch.event_id, *index.ids[i:])
         return new, TouchIndex(new, limits, horizon, behind, index.keys, index.groups, ids), ()
     if ts < horizon - retention.of(touch.kind):
         return None  # dropped at once by the full prune
     if behind and touches[behind - 1].timestamp > ts:
         return None  # out of order: not the newest at or before the horizon
+    if index.keys is None or index.groups is None or index.ids is None:
+        return _add_light(index, touch, horizon)
     line_item = index.keys.get(touch.line_item_id, ())
     kind, advertiser = touch.kind, touch.advertiser_id
     same = [t for t in line_item if t.kind == kind and t.advertiser_id == advertiser]
@@ -184,7 +195,7 @@ def add(
         groups = index.groups.copy()
         groups[group] = count + 1
         return new, TouchIndex(new, limits, horizon, behind + 1, keys, groups, ids), ()
-    if not same or len(same) != limits.per_line_item:
+    if len(same) != limits.per_line_item or not same:
         return None
     # The line item's cap is full: walking newest first, the new touch and all but the oldest of
     # the line item's are kept; the oldest goes. Nothing else moves: the advertiser and user
@@ -199,3 +210,41 @@ def add(
     keys[touch.line_item_id] = (*(t for t in line_item if t is not old), touch)
     tied: Tied = ((old.kind, old.event_id, old.timestamp),) if old.timestamp == kept[0].timestamp else ()
     return new, TouchIndex(new, limits, horizon, behind, keys, index.groups, ids), tied
+
+
+def _light(touches: tuple[Touch, ...], index: TouchIndex, horizon: int) -> TouchIndex:
+    """A light index of `touches`, which have as many touches at or before `horizon` as `index`."""
+    return TouchIndex(touches, index.limits, horizon, index.behind, None, None, None)
+
+
+def _add_light(index: TouchIndex, touch: Touch, horizon: int) -> tuple[tuple[Touch, ...], TouchIndex, Tied] | None:
+    """`add` for a light index: the same rules, counting the few touches at or before the horizon."""
+    touches, behind, limits = index.touches, index.behind, index.limits
+    line_item, kind, advertiser = touch.line_item_id, touch.kind, touch.advertiser_id
+    same: list[Touch] = []
+    count = 0  # of the advertiser and kind
+    for t in touches[:behind]:
+        if t.advertiser_id == advertiser and t.kind == kind:
+            count += 1
+            if t.line_item_id == line_item:
+                same.append(t)
+    tied: Tied = ()
+    if len(same) < limits.per_line_item:
+        if count >= limits.max_touches or behind >= limits.max_user_touches:
+            return None
+        new = (*touches[:behind], touch, *touches[behind:])
+        behind += 1
+    elif len(same) == limits.per_line_item and same:
+        old = same[0]  # the line item's oldest goes (see `add`)
+        j = 0
+        while touches[j] is not old:
+            j += 1
+        new = (*touches[:j], *touches[j + 1 : behind], touch, *touches[behind:])
+        kept = same[1] if len(same) > 1 else touch
+        if old.timestamp == kept.timestamp:
+            tied = ((old.kind, old.event_id, old.timestamp),)
+    else:
+        return None
+    if len(new) >= MIN_INDEXED:
+        return new, index_of(new, horizon, limits), tied
+    return new, TouchIndex(new, limits, horizon, behind, None, None, None), tied
