@@ -144,7 +144,8 @@ def _replay(order: Order, sink: Sink, limits: Limits, progress: Progress | None,
         if before is None:
             index.add(0, uid, first_look(state, retention, limits))
         # The horizon: no later event is earlier than this one.
-        result.expired += len(expire_due(index, users, ts, retention, limits))
+        if index.any_due(0, ts):
+            result.expired += len(expire_due(index, users, ts, retention, limits))
         for out in outputs:
             outs[topic_of(out)].append(encode(out))
         if progress is not None and not n % 65536:

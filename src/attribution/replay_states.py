@@ -82,10 +82,6 @@ class SpilledStates(MutableMapping[str, UserState]):
         old = hot.pop(key, None)  # re-inserted at the end: the dict's order is the order of use
         if old is None and self.cold:
             self._remove(key)  # an older state of it on disk is replaced
-        self._put(key, state, old)
-
-    def _put(self, key: str, state: UserState, old: UserState | None) -> None:
-        hot = self.hot
         hot[key] = state
         # `_estimate(state) - _estimate(old)`, inlined: this runs for every event.
         used = self.used + 380 * len(state.touches) + 220 * len(state.processed)
@@ -95,6 +91,13 @@ class SpilledStates(MutableMapping[str, UserState]):
             used -= 380 * len(old.touches) + 220 * len(old.processed)
         self.used = used
         if used > self.budget:
+            self._spill()
+
+    def _put(self, key: str, state: UserState) -> None:
+        """`self[key] = state` for a key known to be neither in memory nor on disk."""
+        self.hot[key] = state
+        self.used += _estimate(state)
+        if self.used > self.budget:
             self._spill()
 
     def __delitem__(self, key: str) -> None:
@@ -139,7 +142,7 @@ class SpilledStates(MutableMapping[str, UserState]):
     def _load(self, key: str) -> UserState | None:
         state = self._take(key)
         if state is not None:
-            self._put(key, state, None)
+            self._put(key, state)
         return state
 
     def _take(self, key: str) -> UserState | None:

@@ -61,6 +61,7 @@ it).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from attribution.domain import touch_index
 from attribution.domain.config import DAY_MS, LONGEST_RETENTION, Config, Retention
@@ -137,6 +138,7 @@ class UserState:
 
 
 EMPTY = UserState()
+_event_id = attrgetter("event_id")
 _DEFAULT_LIMITS = Limits()
 
 
@@ -178,12 +180,13 @@ def add_touch(
     `horizon` defaults to the user's watermark after this touch (see the module docstring)."""
     touches = state.touches
     index = touch_index.usable(state._index, touches, limits)
-    if index is None or index.ids is None or touch.event_id in index.ids:
+    event_id = touch.event_id
+    if event_id in (map(_event_id, touches) if index is None or index.ids is None else index.ids):
         for t in touches:
-            if t.event_id == touch.event_id and t.kind == touch.kind:
+            if t.event_id == event_id and t.kind == touch.kind:
                 return state  # redelivered touch: already known
-    for kind, event_id, _ in state.tied:
-        if event_id == touch.event_id and kind == touch.kind:
+    for kind, tied_id, _ in state.tied:
+        if tied_id == event_id and kind == touch.kind:
             # Redelivered after a cap evicted it on a tie: inserted again it would come after the
             # touches it tied with, as if processed later, and could win over them.
             return state
