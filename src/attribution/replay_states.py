@@ -5,8 +5,9 @@ clicks and repeat counters) that is every user of a month of traffic: decoded, a
 `SpilledStates` is the map of states `replay` steps through. It holds the states used most
 recently decoded in memory, up to an estimated `budget` of bytes; past it, the least recently
 written are encoded with the state table's codec (`contract.state_codec`, the bytes the stream's
-changelog holds) and moved, a batch at a time, to a SQLite file in a temporary directory. Reading a
-user that is on disk moves it back. The codec is exact, so the outputs never depend on which users
+changelog holds) and written, a batch at a time, to a SQLite file in a temporary directory. Reading
+a user that is on disk brings it back to memory; its row stays (only reads on the common path, no
+delete) and is overwritten when it goes out again: a state in memory always wins over its row. The codec is exact, so the outputs never depend on which users
 were in memory (only the engine's shortcut, `UserState`'s touch index, is rebuilt on next use).
 
 The estimate is `_estimate`: bytes per touch and per remembered id, measured on the replay
@@ -54,7 +55,7 @@ class SpilledStates(MutableMapping[str, UserState]):
         self.hot: dict[str, UserState] = {}
         self.budget = budget
         self.used = 0  # estimated bytes of `hot`
-        self.cold = 0  # states on disk
+        self.cold = False  # whether the file has rows (some possibly of states now in memory)
         self.spilled = 0  # states moved to disk, over the map's life (for benchmarks)
         self._db: sqlite3.Connection | None = None
         self._closer: _Closer | None = None
@@ -80,9 +81,7 @@ class SpilledStates(MutableMapping[str, UserState]):
     def __setitem__(self, key: str, state: UserState) -> None:
         hot = self.hot
         old = hot.pop(key, None)  # re-inserted at the end: the dict's order is the order of use
-        if old is None and self.cold:
-            self._remove(key)  # an older state of it on disk is replaced
-        hot[key] = state
+        hot[key] = state  # wins over a row of it on disk
         # `_estimate(state) - _estimate(old)`, inlined: this runs for every event.
         used = self.used + 380 * len(state.touches) + 220 * len(state.processed)
         if old is None:
@@ -94,7 +93,7 @@ class SpilledStates(MutableMapping[str, UserState]):
             self._spill()
 
     def _put(self, key: str, state: UserState) -> None:
-        """`self[key] = state` for a key known to be neither in memory nor on disk."""
+        """`self[key] = state` for a key known not to be in memory."""
         self.hot[key] = state
         self.used += _estimate(state)
         if self.used > self.budget:
@@ -104,16 +103,22 @@ class SpilledStates(MutableMapping[str, UserState]):
         old = self.hot.pop(key, None)
         if old is not None:
             self.used -= _estimate(old)
-        elif not self.cold or self._remove(key) is None:
+        removed = self.cold and self._remove(key)
+        if old is None and not removed:
             raise KeyError(key)
 
     def __iter__(self) -> Iterator[str]:
-        yield from list(self.hot)
+        hot = list(self.hot)
+        yield from hot
         if self._db is not None and self.cold:
-            yield from [user for (user,) in self._db.execute("SELECT user FROM states")]
+            known = set(hot)
+            yield from [user for (user,) in self._db.execute("SELECT user FROM states") if user not in known]
 
     def __len__(self) -> int:
-        return len(self.hot) + self.cold
+        """The users held (counting those on disk reads the file: not for every event)."""
+        if not self.cold:
+            return len(self.hot)
+        return sum(1 for _ in self)
 
     def __contains__(self, key: object) -> bool:
         if key in self.hot:
@@ -135,30 +140,24 @@ class SpilledStates(MutableMapping[str, UserState]):
             state = hot.pop(key)
             self.used -= _estimate(state)
             rows.append((key, encode_state(state)))
-        self._connection().executemany("INSERT INTO states VALUES (?, ?)", rows)
-        self.cold += len(rows)
+        self._connection().executemany("INSERT OR REPLACE INTO states VALUES (?, ?)", rows)
+        self.cold = True
         self.spilled += len(rows)
 
     def _load(self, key: str) -> UserState | None:
-        state = self._take(key)
-        if state is not None:
-            self._put(key, state)
-        return state
-
-    def _take(self, key: str) -> UserState | None:
-        """The state of `key` on disk, removed from it; None when it is not there."""
-        raw = self._remove(key)
-        return None if raw is None else decode_state(key, raw)
-
-    def _remove(self, key: str) -> bytes | None:
-        """The encoded state of `key` on disk, removed from it; None when it is not there."""
-        assert self._db is not None  # `cold` counts rows of an open file
-        row = self._db.execute("DELETE FROM states WHERE user = ? RETURNING state", (key,)).fetchone()
+        """The state of `key` from disk, brought to memory; None when it is not there."""
+        assert self._db is not None  # `cold`: the file is open
+        row = self._db.execute("SELECT state FROM states WHERE user = ?", (key,)).fetchone()
         if row is None:
             return None
-        self.cold -= 1
-        raw: bytes = row[0]
-        return raw
+        state = decode_state(key, row[0])
+        self._put(key, state)
+        return state
+
+    def _remove(self, key: str) -> bool:
+        """Delete the row of `key`; whether there was one."""
+        assert self._db is not None  # `cold`: the file is open
+        return self._db.execute("DELETE FROM states WHERE user = ?", (key,)).rowcount > 0
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:
@@ -180,7 +179,7 @@ class SpilledStates(MutableMapping[str, UserState]):
         """Forget the states on disk and remove the file (the states in memory stay)."""
         if self._closer is not None:
             self._closer()
-        self._db, self._closer, self.cold = None, None, 0
+        self._db, self._closer, self.cold = None, None, False
 
 
 def _close(db: sqlite3.Connection, directory: tempfile.TemporaryDirectory[str]) -> None:

