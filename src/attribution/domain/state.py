@@ -52,6 +52,10 @@ Every part is bounded; each rule is written once, here (`Limits` holds the figur
   horizon are pruned, and at most `max_counters` pixels keep one (the oldest dropped).
 * **Held conversions** are never pruned here: they are judged, then recorded as above.
 
+A state the engine built carries an index of its touches (`touch_index`), outside its value: with
+it, an in-order touch is inserted and a conversion's touches pruned without walking them all, with
+the same result as the full walk (`_prune_touches`), which runs whenever the index cannot tell.
+
 `expires_at` gives the event time after which nothing in a state can change any answer: a state
 whose `expires_at` is before the horizon can be deleted as a whole. What a cap forgot is counted in
 a `Forgotten` tally when the caller passes one (the only mutable object here: the rules never read
