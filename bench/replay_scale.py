@@ -3,6 +3,10 @@
     python -m bench.replay_scale                                  # 1M events: project + heavy users
     python -m bench.replay_scale --events 10000000 --traffic project --modes input,replay
     python -m bench.replay_scale --before /tmp/base/src           # adds the former replay (a src dir)
+    python -m bench.replay_scale --events 10000000 --traffic project --modes replay --memory 100000
+
+`--memory MIB` is replay's budget of decoded states (`attribution.replay_states`; default its
+`BUDGET_BYTES`): past it, the states used least recently are moved to a temporary file.
 
 For each traffic file it runs, each in a fresh process so that its peak RSS is its own:
 
@@ -72,10 +76,10 @@ def shuffled_file(path: Path) -> Path:
 # -- one measurement, in its own process ----------------------------------------------------------
 
 
-def measure(mode: str, path: Path) -> dict[str, Any]:
+def measure(mode: str, path: Path, memory: int | None = None) -> dict[str, Any]:
     started = time.perf_counter()
     cpu = time.process_time()
-    events = 0
+    events = spilled = 0
     if mode == "parse":
         loads = orjson.loads
         with open(path, "rb") as f:
@@ -100,10 +104,13 @@ def measure(mode: str, path: Path) -> dict[str, Any]:
             workspace.close()
     elif mode in ("replay", "sorted"):
         from attribution.replay import FileSink, replay_inputs
+        from attribution.replay_states import BUDGET_BYTES
 
         with tempfile.TemporaryDirectory() as tmp:
             sink = FileSink(tmp)
-            events = replay_inputs([path], sink).events
+            result = replay_inputs([path], sink, memory=BUDGET_BYTES if memory is None else memory)
+            events = result.events
+            spilled = getattr(result.users, "spilled", 0)
             sink.close()
     elif mode == "before":
         from attribution.replay import replay
@@ -111,6 +118,7 @@ def measure(mode: str, path: Path) -> dict[str, Any]:
         events = replay(path.read_bytes().splitlines()).events
     seconds = time.perf_counter() - started
     return {
+        "spilled": spilled if mode in ("replay", "sorted") else 0,
         "mode": mode,
         "events": events,
         "seconds": round(seconds, 2),
@@ -130,13 +138,15 @@ def peak_rss_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def run_child(mode: str, path: Path, before: str | None) -> dict[str, Any]:
+def run_child(mode: str, path: Path, before: str | None, memory: int | None = None) -> dict[str, Any]:
     env = dict(os.environ)
     if mode == "before":
         assert before, "--before SRC is needed for the former replay"
         env["PYTHONPATH"] = os.pathsep.join([before, str(Path(__file__).resolve().parents[1])])
     target = shuffled_file(path) if mode == "sorted" else path
     cmd = [sys.executable, "-m", "bench.replay_scale", "--one", mode, str(target)]
+    if memory is not None:
+        cmd += ["--memory", str(memory)]
     done = subprocess.run(cmd, env=env, capture_output=True, check=True)
     result: dict[str, Any] = orjson.loads(done.stdout)
     return result
@@ -148,30 +158,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--traffic", default="project,heavy", help="project, heavy, or both (comma-separated)")
     p.add_argument("--modes", default="parse,input,replay,sorted", help=f"of {', '.join(MODES)}")
     p.add_argument("--before", help="a src directory holding the former replay, for the `before` mode")
+    p.add_argument("--memory", type=int, help="replay's budget of decoded states, MiB (default: replay's)")
     p.add_argument("--one", nargs=2, metavar=("MODE", "FILE"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    memory = None if args.memory is None else args.memory * 2**20
     if args.one:
-        sys.stdout.write(orjson.dumps(measure(args.one[0], Path(args.one[1]))).decode())
+        sys.stdout.write(orjson.dumps(measure(args.one[0], Path(args.one[1]), memory)).decode())
         return 0
     modes = [m for m in args.modes.split(",") if m]
     if args.before and "before" not in modes:
         modes.append("before")
     print(
-        "| traffic | events | mode | events/s | events per CPU-s | vs bare parse (CPU) | wall s | CPU s | peak RSS MiB |"
+        "| traffic | events | mode | events/s | events per CPU-s | vs bare parse (CPU) | wall s | CPU s | peak RSS MiB "
+        "| states moved to disk |"
     )
-    print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for traffic in args.traffic.split(","):
         path = traffic_file(traffic, args.events)
         parse_rate = None
         for mode in modes:
-            r = run_child(mode, path, args.before)
+            r = run_child(mode, path, args.before, args.memory)
             per_cpu = r["events"] / r["cpu_seconds"] if r["cpu_seconds"] else 0.0
             if mode == "parse":
                 parse_rate = per_cpu
             ratio = f"{per_cpu / parse_rate:.3f}" if parse_rate and mode != "parse" else "-"
             print(
                 f"| {traffic} | {r['events']:,} | {mode} | {r['events_per_s']:,} | {per_cpu:,.0f} | {ratio} "
-                f"| {r['seconds']} | {r['cpu_seconds']} | {r['peak_rss_mib']:,} |",
+                f"| {r['seconds']} | {r['cpu_seconds']} | {r['peak_rss_mib']:,} | {r.get('spilled', 0):,} |",
                 flush=True,
             )
     return 0

@@ -18,14 +18,15 @@ config first) are merged as they are read, others sorted in runs spilled to temp
 A user whose state has expired (`domain.state.expires_at` before the current event's timestamp)
 is dropped from the map of states by the stream's own `ExpiryIndex`, and a quiet user's state
 loses the parts that expired (`expiry_index.due_state`), so replay holds the users active within
-the retention windows, not every user of the input; `ReplayResult.users` holds the states left
-at the end.
+the retention windows, not every user of the input; of those, the states used least recently are
+moved to a temporary file past a memory budget (`attribution.replay_states`).
+`ReplayResult.users` holds the states left at the end.
 """
 
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -35,6 +36,7 @@ from attribution.expiry_index import ExpiryIndex, expire_due, first_look
 from attribution.replay_input import Appender, Unordered, config_id
 from attribution.replay_order import RUN_EVENTS, ExternalSort, Input, Order, Streaming, Workspace, sources_of
 from attribution.replay_sink import OUTPUT_FILES, FileSink, MemorySink
+from attribution.replay_states import BUDGET_BYTES, SpilledStates
 
 __all__ = ["OUTPUT_FILES", "FileSink", "MemorySink", "ReplayResult", "config_id", "replay", "replay_inputs"]
 
@@ -57,7 +59,9 @@ class ReplayResult:
     memory; empty lists otherwise), and the number of records per output topic."""
 
     outputs: dict[str, list[bytes]] = field(default_factory=lambda: {t: [] for t in OUTPUT_FILES})
-    users: dict[str, UserState] = field(default_factory=dict)
+    #: The states left at the end (`replay_states.SpilledStates` after a replay: those it moved to
+    #: disk are read back one at a time, and the file is removed with the map).
+    users: MutableMapping[str, UserState] = field(default_factory=dict)
     events: int = 0
     counts: dict[str, int] = field(default_factory=dict)
     expired: int = 0  # users dropped from `users` because their state expired
@@ -71,11 +75,12 @@ def replay(
     *,
     run_events: int = RUN_EVENTS,
     keys: Mapping[str, str] | None = None,
+    memory: int = BUDGET_BYTES,
 ) -> ReplayResult:
     """Replay JSON lines into memory; see the module docstring for the format and the ordering.
     `keys` verify the auction tokens of server-side conversions, as the stream's do."""
     sink = MemorySink()
-    result = replay_inputs([lines], sink, limits, progress, run_events=run_events, keys=keys)
+    result = replay_inputs([lines], sink, limits, progress, run_events=run_events, keys=keys, memory=memory)
     result.outputs = sink.channels
     return result
 
@@ -88,11 +93,13 @@ def replay_inputs(
     *,
     run_events: int = RUN_EVENTS,
     keys: Mapping[str, str] | None = None,
+    memory: int = BUDGET_BYTES,
 ) -> ReplayResult:
     """Replay inputs (paths, lists of lines or iterables of lines) into `sink`, in bounded memory.
 
     Tries the streaming merge first; at the first sign that an input is not a topic dump, the
     sink is reset and the inputs are read again and sorted externally (runs of `run_events`).
+    `memory` is the estimated bytes of users' states kept decoded (`replay_states`).
     """
     # Records, states and outputs form no reference cycles: the cyclic collector would only walk
     # millions of young objects again and again (a quarter of the run time on 1M events).
@@ -103,22 +110,24 @@ def replay_inputs(
         sources = sources_of(inputs, workspace)
         dead = sink.channels["dead-letters"]
         try:
-            return _replay(Streaming(sources, dead, keys), sink, limits, progress)
+            return _replay(Streaming(sources, dead, keys), sink, limits, progress, memory)
         except Unordered:
             sink.reset()
-        return _replay(ExternalSort(sources, dead, workspace, run_events, keys), sink, limits, progress)
+        return _replay(ExternalSort(sources, dead, workspace, run_events, keys), sink, limits, progress, memory)
     finally:
         workspace.close()
         if collecting:
             gc.enable()
 
 
-def _replay(order: Order, sink: Sink, limits: Limits, progress: Progress | None) -> ReplayResult:
-    result = ReplayResult()
+def _replay(order: Order, sink: Sink, limits: Limits, progress: Progress | None, memory: int) -> ReplayResult:
+    result = ReplayResult(users=SpilledStates(memory))
     order.prime()
     config = order.folded.config
     result.config = config
     users = result.users
+    assert isinstance(users, SpilledStates)
+    hot = users.hot.get  # the states in memory: nearly every event's
     outs = sink.channels
     # Expiry state lives here: `_replay` may run twice in one replay (merge, then sort).
     index: ExpiryIndex[str] = ExpiryIndex()
@@ -127,13 +136,16 @@ def _replay(order: Order, sink: Sink, limits: Limits, progress: Progress | None)
     n = 0
     for n, (ts, _, _, _, event) in enumerate(order.rows(), 1):
         uid = event.user_id
-        before = users.get(uid)
+        before = hot(uid)
+        if before is None and users.cold:
+            before = users.get(uid)
         state, outputs = step(EMPTY if before is None else before, event, config, limits)
         users[uid] = state
         if before is None:
             index.add(0, uid, first_look(state, retention, limits))
         # The horizon: no later event is earlier than this one.
-        result.expired += len(expire_due(index, users, ts, retention, limits))
+        if index.any_due(0, ts):
+            result.expired += len(expire_due(index, users, ts, retention, limits))
         for out in outputs:
             outs[topic_of(out)].append(encode(out))
         if progress is not None and not n % 65536:

@@ -26,6 +26,7 @@ ALLOWED = {
     "functools",
     "itertools",
     "bisect",
+    "operator",
     "enum",
 }
 #: Spelled out so that the test explains itself when it fails; all are outside the allowlist anyway.

@@ -8,8 +8,9 @@ passed in: the keys are the only thing decoding needs besides the record); `dead
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from sys import intern
 from typing import Any
 
 import orjson
@@ -114,6 +115,12 @@ _TOUCH_FIELDS = (
 _CONVERSION_FIELDS = ("event_id", "pixel_id", "user_id", "timestamp", "value", "order_id", "other", "token")
 
 
+#: One int object per id seen (advertisers, line items, creatives, campaigns), so that the touches a
+#: replay keeps share them instead of holding 28 bytes each of their own; emptied when it grows large.
+_SHARED_IDS: dict[Any, Any] = {}  # int | None -> the same
+_MAX_SHARED_IDS = 1 << 16
+
+
 def _touch_decoder(kind: str, schema: str) -> Any:
     validate = validator(schema)
     # A schema without `imp_type` (clicks): the fast path reads the other fields and takes only
@@ -121,13 +128,28 @@ def _touch_decoder(kind: str, schema: str) -> Any:
     with_imp_type = "imp_type" in load_schema(schema)["properties"]
     fields = _TOUCH_FIELDS if with_imp_type else _TOUCH_FIELDS[:-1]
     fast = field_reader(load_schema(schema), fields) or _never
+    ids = _SHARED_IDS
+    share: Callable[[Any, Any], Any] = ids.setdefault
 
     def decode_touch(obj: Any) -> Touch:
         # Plainly valid records (nearly all) are checked and read in one pass; the others go
         # through the full validator, which accepts them or says exactly what is wrong.
         values = fast(obj)
         if values is not None and (with_imp_type or "imp_type" not in obj):
-            return Touch(kind, *values)  # type: ignore[arg-type]
+            if len(ids) > _MAX_SHARED_IDS:
+                ids.clear()
+            return Touch(
+                kind,  # type: ignore[arg-type]
+                values[0],
+                intern(values[1]),  # one string per user id for all its touches
+                values[2],
+                share(values[3], values[3]),
+                share(values[4], values[4]),
+                share(values[5], values[5]),
+                values[6],
+                share(values[7], values[7]),
+                *values[8:],
+            )
         d = validate(obj)
         return Touch(
             kind,  # type: ignore[arg-type]

@@ -39,7 +39,7 @@ from attribution.domain.state import (
     last_counted_within,
     record_conversion,
     take_held,
-    visible_touches,
+    visible_touches_of,
 )
 
 DEFAULT_LIMITS = Limits()
@@ -95,7 +95,7 @@ def judge(
         if is_duplicate_order(state, pixel.id, conv, limits):
             return done.unattributed(state, conv, "duplicate_order_id", fires)
         order = (pixel.id, conv.order_id)  # remembered from rule 6 on, whatever the outcome
-    touches = visible_touches(state.touches, conv.timestamp, limits, config.retention)
+    touches = visible_touches_of(state, conv.timestamp, limits, config.retention)
     winner = latest_eligible_touch(touches, conv, pixel, links)  # rule 6
     if winner is None:
         return done.unattributed(state, conv, "no_eligible_touch", fires, order)

@@ -52,6 +52,10 @@ Every part is bounded; each rule is written once, here (`Limits` holds the figur
   horizon are pruned, and at most `max_counters` pixels keep one (the oldest dropped).
 * **Held conversions** are never pruned here: they are judged, then recorded as above.
 
+A state the engine built carries an index of its touches (`touch_index`), outside its value: with
+it, an in-order touch is inserted and a conversion's touches pruned without walking them all, with
+the same result as the full walk (`_prune_touches`), which runs whenever the index cannot tell.
+
 `expires_at` gives the event time after which nothing in a state can change any answer: a state
 whose `expires_at` is before the horizon can be deleted as a whole. What a cap forgot is counted in
 a `Forgotten` tally when the caller passes one (the only mutable object here: the rules never read
@@ -60,10 +64,13 @@ it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from operator import attrgetter
 
+from attribution.domain import touch_index
 from attribution.domain.config import DAY_MS, LONGEST_RETENTION, Config, Retention
 from attribution.domain.records import Conversion, Touch
+from attribution.domain.touch_index import TouchIndex
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +120,9 @@ class UserState:
     #: `(kind, event_id, timestamp)` of touches a cap evicted on a timestamp tie with a touch it
     #: kept: a redelivery of one is recognised as such (`add_touch`), at most `MAX_TIED`.
     tied: tuple[tuple[str, str, int], ...] = ()
+    #: What the caps know about `touches` (`touch_index`), when the engine built this state: not
+    #: part of the value (equality, hash, repr and the codec ignore it), only a shortcut.
+    _index: TouchIndex | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def is_empty(self) -> bool:
@@ -132,6 +142,7 @@ class UserState:
 
 
 EMPTY = UserState()
+_event_id = attrgetter("event_id")
 _DEFAULT_LIMITS = Limits()
 
 
@@ -172,23 +183,30 @@ def add_touch(
 
     `horizon` defaults to the user's watermark after this touch (see the module docstring)."""
     touches = state.touches
-    for t in touches:
-        if t.event_id == touch.event_id and t.kind == touch.kind:
-            return state  # redelivered touch: already known
-    for kind, event_id, _ in state.tied:
-        if event_id == touch.event_id and kind == touch.kind:
+    index = touch_index.usable(state._index, touches, limits)
+    event_id = touch.event_id
+    if event_id in (map(_event_id, touches) if index is None or index.ids is None else index.ids):
+        for t in touches:
+            if t.event_id == event_id and t.kind == touch.kind:
+                return state  # redelivered touch: already known
+    for kind, tied_id, _ in state.tied:
+        if tied_id == event_id and kind == touch.kind:
             # Redelivered after a cap evicted it on a tie: inserted again it would come after the
             # touches it tied with, as if processed later, and could win over them.
             return state
-    i = len(touches)
-    while i and touches[i - 1].timestamp > touch.timestamp:
-        i -= 1
-    touches = (*touches[:i], touch, *touches[i:])
     watermark = max(state.watermark, touch.timestamp)
     horizon = watermark if horizon is None else horizon
-    tied: list[tuple[str, str, int]] = []
-    pruned = _prune_touches(touches, horizon, limits, retention, forgotten, tied)
-    return UserState(
+    added = None if index is None else touch_index.add(index, touch, horizon, retention, _TOUCH_BYTES_MAX)
+    if added is not None:
+        pruned, index, tied = added
+    else:
+        i = len(touches)
+        while i and touches[i - 1].timestamp > touch.timestamp:
+            i -= 1
+        evicted: list[tuple[str, str, int]] = []
+        pruned = _prune_touches((*touches[:i], touch, *touches[i:]), horizon, limits, retention, forgotten, evicted)
+        index, tied = touch_index.index_of(pruned, horizon, limits), tuple(evicted)
+    return _state(
         pruned,
         state.counted,
         state.processed,
@@ -196,7 +214,25 @@ def add_touch(
         state.held,
         state.orders,
         _tied(state, tied, horizon, retention),
+        index,
     )
+
+
+def _state(
+    touches: tuple[Touch, ...],
+    counted: tuple[tuple[int, int], ...],
+    processed: tuple[tuple[str, int], ...],
+    watermark: int,
+    held: tuple[tuple[Conversion, int], ...],
+    orders: tuple[tuple[int, str, int], ...],
+    tied: tuple[tuple[str, str, int], ...],
+    index: TouchIndex | None,
+) -> UserState:
+    """A `UserState` with the index of its touches (None: without)."""
+    state = UserState(touches, counted, processed, watermark, held, orders, tied)
+    if index is not None:
+        object.__setattr__(state, "_index", index)  # a frozen dataclass's own way to set a field
+    return state
 
 
 #: Tie-evicted touches remembered per user (`UserState.tied`), the latest kept.
@@ -204,7 +240,7 @@ MAX_TIED = 8
 
 
 def _tied(
-    state: UserState, new: list[tuple[str, str, int]], horizon: int, retention: Retention
+    state: UserState, new: tuple[tuple[str, str, int], ...], horizon: int, retention: Retention
 ) -> tuple[tuple[str, str, int], ...]:
     """`state.tied` with `new` added, without those past their kind's retention, at most `MAX_TIED`."""
     if not new and not state.tied:
@@ -316,6 +352,16 @@ def visible_touches(touches: tuple[Touch, ...], at: int, limits: Limits, retenti
     return _prune_touches(touches, at, limits, retention, None)
 
 
+def visible_touches_of(state: UserState, at: int, limits: Limits, retention: Retention) -> tuple[Touch, ...]:
+    """`visible_touches(state.touches, ...)`, from the touches' index when it can tell."""
+    index = touch_index.usable(state._index, state.touches, limits)
+    if index is not None:
+        touches = touch_index.visible(index, at, retention)
+        if touches is not None:
+            return touches
+    return visible_touches(state.touches, at, limits, retention)
+
+
 def _cap_impressions_first(newest_first: list[Touch], cap: int) -> list[Touch]:
     """The latest `cap` touches, taking clicks before impressions (newest first in and out)."""
     clicks = min(cap, sum(1 for t in newest_first if t.kind == "click"))
@@ -357,8 +403,7 @@ def record_conversion(
     if counted_pixel is not None:
         counted = (*(c for c in counted if c[0] != counted_pixel), (counted_pixel, timestamp))
     counted = _prune_counters(counted, horizon, limits, forgotten)
-    tied: list[tuple[str, str, int]] = []
-    touches = _prune_touches(state.touches, horizon, limits, retention, forgotten, tied)
+    touches, index, tied = _touches_as_of(state, horizon, limits, retention, forgotten)
     orders = state.orders
     if order is not None or orders:
         orders = tuple(o for o in orders if o[2] >= dedup_cutoff and o[:2] != order)
@@ -368,7 +413,23 @@ def record_conversion(
             if forgotten is not None:
                 forgotten.dedup_ids += len(orders) - limits.max_orders
             orders = orders[-limits.max_orders :]  # the earliest remembered are forgotten first
-    return UserState(touches, counted, processed, watermark, state.held, orders, _tied(state, tied, horizon, retention))
+    return _state(
+        touches, counted, processed, watermark, state.held, orders, _tied(state, tied, horizon, retention), index
+    )
+
+
+def _touches_as_of(
+    state: UserState, horizon: int, limits: Limits, retention: Retention, forgotten: Forgotten | None
+) -> tuple[tuple[Touch, ...], TouchIndex | None, tuple[tuple[str, str, int], ...]]:
+    """`state`'s touches pruned as of `horizon`, their index, and the touches evicted on a tie."""
+    index = touch_index.usable(state._index, state.touches, limits)
+    if index is not None:
+        advanced = touch_index.advance(index, horizon, retention)
+        if advanced is not None:
+            return state.touches, advanced, ()
+    evicted: list[tuple[str, str, int]] = []
+    touches = _prune_touches(state.touches, horizon, limits, retention, forgotten, evicted)
+    return touches, touch_index.index_of(touches, horizon, limits), tuple(evicted)
 
 
 def _prune_counters(
@@ -453,7 +514,9 @@ def hold(state: UserState, conv: Conversion, tag: int, limits: Limits = _DEFAULT
     if state.is_held(conv.event_id) or is_duplicate(state, conv, limits):
         return state
     held = (*state.held, (conv, tag))
-    return UserState(state.touches, state.counted, state.processed, state.watermark, held, state.orders, state.tied)
+    return _state(
+        state.touches, state.counted, state.processed, state.watermark, held, state.orders, state.tied, state._index
+    )
 
 
 def take_held(state: UserState, through: int) -> tuple[UserState, list[Conversion]]:
@@ -464,5 +527,7 @@ def take_held(state: UserState, through: int) -> tuple[UserState, list[Conversio
         return state, []
     rest = tuple(h for h in state.held if h[0].timestamp > through)
     ready.sort(key=lambda h: h[0].timestamp)  # stable: arrival order on ties
-    released = UserState(state.touches, state.counted, state.processed, state.watermark, rest, state.orders, state.tied)
+    released = _state(
+        state.touches, state.counted, state.processed, state.watermark, rest, state.orders, state.tied, state._index
+    )
     return released, [c for c, _ in ready]
