@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -550,3 +551,27 @@ def test_an_unusable_environment_variable_exits_2_with_a_one_line_message(scenar
 
     assert result.exit_code == 2
     assert "ATTRIBUTION_MAX_TOUCHES" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "mib"),
+    [([], {}, 256), (["--memory", "64"], {}, 64), ([], {"ATTRIBUTION_REPLAY_MEMORY_MB": "32"}, 32)],
+)
+def test_the_replay_command_keeps_states_within_the_memory_it_is_given(
+    scenario_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], env: dict[str, str], mib: int
+) -> None:
+    replay_cmd = importlib.import_module("attribution.cli.replay_cmd")  # the module, not its command
+    budgets: list[int] = []
+    original = replay_cmd.replay_inputs
+
+    def spy(*a: Any, memory: int, **kw: Any) -> Any:
+        budgets.append(memory)
+        return original(*a, memory=memory, **kw)
+
+    monkeypatch.setattr(replay_cmd, "replay_inputs", spy)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(main, ["replay", str(scenario_file), "--out", str(tmp_path), "--no-progress", *args])
+    assert result.exit_code == 0, result.output
+    assert budgets == [mib * 2**20]
+    assert read_outputs(tmp_path)["attributed-conversions.jsonl"] == SCENARIO_ATTRIBUTED

@@ -36,13 +36,25 @@ from attribution.replay_order import Input, split_lines
     metavar="FILE",
     help="Also write the hourly report rows (as on conversion-reports) to FILE, one JSON row per line.",
 )
-def replay_cmd(input_paths: tuple[str, ...], out_dir: str, progress: bool | None, reports_path: str | None) -> None:
+@click.option(
+    "--memory",
+    "memory_mb",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="MIB",
+    help="Users' decoded states kept in memory, estimated MiB (default ATTRIBUTION_REPLAY_MEMORY_MB, 256); "
+    "the least recently used beyond it wait in a temporary file.",
+)
+def replay_cmd(
+    input_paths: tuple[str, ...], out_dir: str, progress: bool | None, reports_path: str | None, memory_mb: int | None
+) -> None:
     """Replay JSON-lines files of records through the engine, offline.
 
     Each line is {"topic": NAME, "key": ..., "value": record or null}. Several INPUTs (for example
     one dump per topic) replay as one file, concatenated in the order given; "-" is standard input.
     Memory stays bounded whatever the size: inputs in time order are merged as they are read,
-    others sorted through temporary files (in TMPDIR). Writes one file per output topic into
+    others sorted through temporary files (in TMPDIR), and users' states beyond --memory wait in
+    a temporary file until their user comes again. Writes one file per output topic into
     --out: attributed-conversions.jsonl, unattributed-conversions.jsonl, piggyback-fires.jsonl,
     dead-letters.jsonl. Server-side conversions' tokens are verified with the worker's keys
     (ATTRIBUTION_TOKEN_SECRET, ATTRIBUTION_TOKEN_KEY_ID, ATTRIBUTION_TOKEN_KEYS). With --reports
@@ -70,7 +82,10 @@ def replay_cmd(input_paths: tuple[str, ...], out_dir: str, progress: bool | None
     started = time.perf_counter()
     try:
         with tqdm(unit="event", unit_scale=True, disable=_no_bar(progress), file=sys.stderr) as bar:
-            result = replay_inputs(inputs, sink, settings.limits, progress=bar.update, keys=settings.token_key_map)
+            memory = (memory_mb or settings.replay_memory_mb) * 2**20
+            result = replay_inputs(
+                inputs, sink, settings.limits, progress=bar.update, keys=settings.token_key_map, memory=memory
+            )
     finally:
         sink.close()
     if reports_path is not None:
