@@ -113,9 +113,12 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
         key_type=bytes,
         value_type=bytes,
         partitions=settings.partitions,
-        # Each queued event is a fetched batch (up to `max_poll_records` records), not one record.
-        maxsize=EVENT_QUEUE_BATCHES,
     )
+    # Each queued event is a fetched batch, not one record. Faust 0.15.3's `App.topic` takes a
+    # `maxsize` and drops it (the topic gets the 4,096 of `stream_buffer_maxsize`); set on the
+    # topic, the agent's stream inherits it. A full queue stops the fetching, so under load the
+    # next fetch brings larger batches instead of thousands of small ones waiting in line.
+    event_topic.maxsize = EVENT_QUEUE_BATCHES
     config_topic = app.topic(*(settings.topic(t) for t in CONFIG_TOPICS), key_type=bytes, value_type=bytes)
     outputs = {name: topic(name) for name in OUTPUT_TOPICS}
     rekey = topic(REKEY_TOPIC, partitions=settings.partitions)
