@@ -378,7 +378,10 @@ def test_health_stats_and_metrics_count_the_conversions_the_workers_judged(api: 
     assert total('attribution_dead_letters_total{code="invalid_json"}') >= 1
     assert total('attribution_events_consumed_total{topic="conversions"}') >= 7
     assert total('attribution_events_consumed_total{topic="clicks"}') == 1
-    assert total("attribution_processing_seconds_count") >= 9
+    # One observation per step of the events agent: a fetched batch of one partition's records.
+    topics = ("impressions", "clicks", "conversions", "rekeyed-events", "event-time-ticks")
+    records = sum(total(f'attribution_events_consumed_total{{topic="{t}"}}') for t in topics)
+    assert 1 <= total("attribution_processing_seconds_count") <= records
     for m in per_worker:
         assert m["attribution_held_conversions"] == 0
         lags = {k: v for k, v in m.items() if k.startswith("attribution_consumer_lag{")}
