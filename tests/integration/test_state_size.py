@@ -112,7 +112,7 @@ def test_a_heavy_users_state_stays_under_a_small_record_limit_and_survives_a_res
         # holding more than 150 conversions while its touches lag has the earliest judged at once).
         worker = pipeline.start_worker()
         pipeline.produce(config_entries())
-        step = 300
+        step = 150  # 50 conversions a step: with 50 still held, under the 150 one user may hold
         for i in range(0, len(first), step):
             pipeline.produce(first[i : i + step])
             done = sum(1 for e in first[: i + step] if e["topic"] == "conversions")
