@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from attribution.contract import EVENT_TOPICS, dead_letter, decode, decode_config, encode, reject_oversized, topic_of
 from attribution.contract.state_codec import decode_state, has_held
@@ -78,6 +78,15 @@ class Result:
     changed: dict[bytes, tuple[UserState, UserState]] = field(default_factory=dict, repr=False)
 
 
+class _Message(NamedTuple):
+    """One message given to `Processor.handle` (a `ConsumedRecord`)."""
+
+    key: bytes | None
+    value: bytes | None
+    offset: int
+    headers: Headers | None
+
+
 class ConsumedRecord(Protocol):
     """What `handle_batch` reads of a consumed record (aiokafka's and Faust's records have it)."""
 
@@ -129,11 +138,7 @@ class Processor:
         get_state: StateGetter,
     ) -> Result:
         """Decode, step, encode one input message."""
-        result = Result(partition=partition)
-        self._handle(self.names.get(topic, topic), topic, key, value, partition, offset, headers, get_state, result)
-        self._expire(partition, get_state, result)
-        self._encode(result)
-        return result
+        return self.handle_batch(topic, partition, (_Message(key, value, offset, headers),), get_state)
 
     def handle_batch(
         self, topic: str, partition: int, records: Iterable[ConsumedRecord], get_state: StateGetter
@@ -145,7 +150,7 @@ class Processor:
         handle = self._handle
         n = 0
         for r in records:
-            handle(name, topic, r.key, r.value, partition, r.offset, r.headers, get_state, result)
+            handle(name, topic, r, partition, get_state, result)
             n += 1
         # Expiry once per batch, with the batch's budget of checks (`expiry`): as of its last record.
         self._expire(partition, get_state, result, n)
@@ -162,17 +167,9 @@ class Processor:
         result.changed.clear()
 
     def _handle(
-        self,
-        name: str,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        partition: int,
-        offset: int,
-        headers: Headers | None,
-        get_state: StateGetter,
-        result: Result,
+        self, name: str, topic: str, r: ConsumedRecord, partition: int, get_state: StateGetter, result: Result
     ) -> None:
+        key, value, offset, headers = r.key, r.value, r.offset, r.headers
         if name == TICK_TOPIC:
             self.time.ticked(partition)
             through = self.time.releasable_through(partition, self.clock())
