@@ -15,8 +15,9 @@ from attribution.contract import EVENT_TOPICS
 from attribution.streaming import batches, commits
 from attribution.streaming.app import BATCH_ORDER
 from attribution.streaming.batches import RecordBatch, patch_consumer
-from attribution.streaming.commits import LOST_AFTER_S, Delivered, next_commit
+from attribution.streaming.commits import LOST_AFTER_S, STALLED_AFTER_S, Delivered, next_commit
 from attribution.streaming.topics import INTERNAL_TOPICS, TICK_TOPIC
+from attribution.streaming.tuning import fetch_again
 
 
 class TP(NamedTuple):
@@ -271,3 +272,64 @@ async def test_a_batch_is_a_message_faust_can_decode_with_raw_codecs() -> None:
     assert event.message is batch
     assert event.value == b""
     await asyncio.sleep(0)
+
+
+class StallConsumer(FakeConsumer):
+    """Also what `Delivered.stalled` reads: the assignment, high watermarks, Faust's pauses."""
+
+    def __init__(self, delivered: Delivered, highwater: int) -> None:
+        super().__init__({}, delivered)
+        self._paused_partitions: set[Any] = set()
+        self.end = highwater
+
+    def assignment(self) -> set[Any]:
+        return {EVENTS, CONFIG}
+
+    def highwater(self, tp: Any) -> int:
+        return self.end
+
+
+def stalling(highwater: int = 20) -> tuple[Delivered, StallConsumer]:
+    delivered = delivered_for("impressions")
+    consumer = StallConsumer(delivered, highwater)
+    delivered.reset(EVENTS, 0)
+    consumer._committed_offset[EVENTS] = 0
+    delivered.saw_batch(EVENTS, [0, 1, 2])
+    delivered.handled(EVENTS, 0, 2)
+    return delivered, consumer
+
+
+def test_a_partition_with_records_to_read_that_reach_no_stream_is_found_stalled() -> None:
+    delivered, consumer = stalling()
+    assert delivered.stalled(consumer, 0.0, paused=set()) == {}
+    assert delivered.stalled(consumer, STALLED_AFTER_S - 1, paused=set()) == {}
+    assert delivered.stalled(consumer, STALLED_AFTER_S, paused=set()) == {EVENTS: 3}  # the first unhandled
+
+
+def test_a_partition_read_to_its_end_or_moving_on_is_not_stalled() -> None:
+    delivered, consumer = stalling(highwater=3)  # nothing more to read
+    delivered.stalled(consumer, 0.0, paused=set())
+    assert delivered.stalled(consumer, STALLED_AFTER_S * 2, paused=set()) == {}
+    delivered, consumer = stalling()
+    delivered.stalled(consumer, 0.0, paused=set())
+    delivered.saw_batch(EVENTS, [3, 4])  # records keep arriving
+    assert delivered.stalled(consumer, STALLED_AFTER_S, paused=set()) == {}
+
+
+def test_a_partition_paused_by_the_worker_or_by_faust_is_not_stalled() -> None:
+    delivered, consumer = stalling()
+    delivered.stalled(consumer, 0.0, paused={("impressions", 0)})
+    assert delivered.stalled(consumer, STALLED_AFTER_S, paused={("impressions", 0)}) == {}
+    consumer._paused_partitions.add(EVENTS)
+    delivered.stalled(consumer, 0.0, paused=set())
+    assert delivered.stalled(consumer, STALLED_AFTER_S, paused=set()) == {}
+
+
+def test_a_stalled_partition_is_put_back_in_fausts_fetch_set() -> None:
+    consumer = type("C", (), {})()
+    consumer._buffered_partitions = {EVENTS}
+    active: set[Any] = set()
+    consumer._get_active_partitions = lambda: active
+    fetch_again(consumer, EVENTS)
+    assert consumer._buffered_partitions == set()
+    assert active == {EVENTS}

@@ -30,19 +30,19 @@ from attribution.settings import Settings, check_token_keys
 from attribution.streaming.batches import RecordBatch
 from attribution.streaming.batches import install as install_batches
 from attribution.streaming.changelog import TableWriter
+from attribution.streaming.commits import STALLED_AFTER_S, unsettled
 from attribution.streaming.commits import install as install_commit_guard
-from attribution.streaming.commits import unsettled
 from attribution.streaming.config_cache import RESTORES_HEADER, ConfigCache
 from attribution.streaming.decompression import install as install_bounded_gzip
 from attribution.streaming.delivery import install as install_fast_delivery
 from attribution.streaming.durability import ChangelogGuard
-from attribution.streaming.flow import Backpressure, pause_fetching, report_lag
+from attribution.streaming.flow import Backpressure, pause_fetching, paused_in_client, report_lag
 from attribution.streaming.processor import Processor
 from attribution.streaming.recovery import BatchedTableManager
 from attribution.streaming.report_agents import install as install_reports
 from attribution.streaming.reports import UPDATES_TOPIC
 from attribution.streaming.topics import INTERNAL_TOPICS, REKEY_TOPIC, TICK_TOPIC, bytes_table
-from attribution.streaming.tuning import FETCH_MAX_WAIT_MS, reactivate_buffered, shorten_fetch_wait
+from attribution.streaming.tuning import FETCH_MAX_WAIT_MS, fetch_again, reactivate_buffered, shorten_fetch_wait
 
 log = logging.getLogger(__name__)
 
@@ -185,13 +185,23 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
             for tp, offset in delivered.lost_heads(consumer, processor.clock()).items():
                 log.error("offset %d of %s was handed to a stream but never handled: reading it again", offset, tp)
                 await consumer.seek(tp, offset)
+            queue = event_queue[0] if event_queue else None
+            if queue is not None and queue.qsize() <= queue.pressure_drop_size:
+                for tp, offset in delivered.stalled(consumer, processor.clock(), paused_in_client(consumer)).items():
+                    log.error(
+                        "%s has records to read but none reached the stream for %g s: reading again from offset %d",
+                        tp,
+                        STALLED_AFTER_S,
+                        offset,
+                    )
+                    fetch_again(consumer, tp)
+                    await consumer.seek(tp, offset)
         now = processor.clock()
         if now - last_said[0] >= WAITING_LOG_S and processor.held_conversions():
             # What held conversions wait for, now and then: the first thing to look at when
             # outcomes are late.
             last_said[0] = now
-            client = getattr(getattr(consumer, "_thread", None), "_consumer", None)
-            paused = sorted(f"{tp.topic}/{tp.partition}" for tp in (client.paused() if client else ()))
+            paused = sorted(f"{topic}/{partition}" for topic, partition in paused_in_client(consumer))
             buffered = sorted(f"{tp.topic}/{tp.partition}" for tp in getattr(consumer, "_buffered_partitions", ()))
             log.info("event time: paused %s; buffered %s", paused or "none", buffered or "none")
             for line in processor.time.waiting(now):

@@ -59,6 +59,9 @@ SUPPORTED_FAUST = "0.15.3"
 #: A partition's first unhandled record counts as lost when it stays so for this long (seconds)
 #: while later records of the partition were handled.
 LOST_AFTER_S = 10.0
+#: A partition with records to read counts as stalled when none reached a stream for this long
+#: (seconds) while the stream's queue was nearly empty (`Delivered.stalled`).
+STALLED_AFTER_S = 15.0
 #: Longest wait (seconds) for the state writes before a commit: Kafka's default delivery timeout;
 #: and while the worker stops, after which it stops without that commit.
 SETTLE_TIMEOUT_S = 120.0
@@ -111,6 +114,7 @@ class Delivered:
         #: per partition of a batched topic: first offset -> last offset of each batch handled
         self.spans: defaultdict[Any, dict[int, int]] = defaultdict(dict)
         self._suspect: dict[Any, tuple[int, float]] = {}
+        self._still: dict[Any, tuple[int, float]] = {}
 
     def reset(self, tp: Any, offset: int | None) -> None:
         """Reading of `tp` (re)starts at `offset` (a seek)."""
@@ -119,6 +123,7 @@ class Delivered:
         self.gaps.pop(tp, None)
         self.spans.pop(tp, None)
         self._suspect.pop(tp, None)
+        self._still.pop(tp, None)
 
     def saw_batch(self, tp: Any, offsets: Sequence[int]) -> None:
         """The records at `offsets` (increasing) were handed to a stream as one batch: offsets
@@ -170,6 +175,35 @@ class Delivered:
             return max(spans.values()) if spans else None
         acked = consumer._acked.get(tp)
         return max(acked) if acked else None
+
+    def stalled(self, consumer: Any, now: float, paused: Collection[tuple[str, int]]) -> dict[Any, int]:
+        """Partitions of the batched topics with records to read (the broker's high watermark
+        past the last offset handed to a stream) where no record reached a stream for
+        `STALLED_AFTER_S`, although neither the worker nor Faust paused them: tp -> the first
+        unhandled offset (to seek back to). A fetch that returns nothing for a partition it should
+        read (its records dropped on the way, or the partition left out of the fetch) would
+        otherwise stop the partition for good, silently."""
+        stalled = {}
+        excluded = consumer._paused_partitions
+        for tp in consumer.assignment():
+            if tp.topic not in self.batched or tp in excluded or (tp.topic, tp.partition) in paused:
+                self._still.pop(tp, None)
+                continue
+            committed = consumer._committed_offset.get(tp)
+            highwater = consumer.highwater(tp)
+            last = self.last.get(tp)
+            position = last + 1 if last is not None else self.base.get(tp, committed)
+            if committed is None or position is None or highwater is None or highwater <= position:
+                self._still.pop(tp, None)
+                continue
+            seen = self._still.get(tp)
+            if seen is None or seen[0] != position:
+                self._still[tp] = (position, now)
+            elif now - seen[1] >= STALLED_AFTER_S:
+                done, spans = self._done(consumer, tp)
+                stalled[tp] = next_commit(committed, done, self.gaps.get(tp, ()), spans)
+                self._still.pop(tp, None)
+        return stalled
 
     def lost_heads(self, consumer: Any, now: float) -> dict[Any, int]:
         """Partitions whose first unhandled offset was handed to a stream, later offsets were

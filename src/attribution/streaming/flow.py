@@ -105,6 +105,12 @@ class Backpressure:
         return pause, resume
 
 
+def paused_in_client(consumer: Any) -> set[tuple[str, int]]:
+    """(topic, partition) of every partition paused in the aiokafka consumer itself."""
+    client: Any = getattr(getattr(consumer, "_thread", None), "_consumer", None)
+    return set() if client is None else {(tp.topic, tp.partition) for tp in client.paused()}
+
+
 async def pause_fetching(consumer: Any, pause: Sequence[Any], resume: Sequence[Any]) -> bool:
     """Pause and resume partitions in the aiokafka consumer itself, on its own thread; False when
     the consumer (thread) is not there yet.

@@ -53,6 +53,12 @@ def reactivate_buffered(consumer: Any, queue: Any, topics: Collection[str]) -> l
     return stuck
 
 
+def fetch_again(consumer: Any, tp: Any) -> None:
+    """Put `tp` back in the set of partitions Faust fetches (out of its full-buffer set)."""
+    consumer._buffered_partitions.discard(tp)
+    consumer._get_active_partitions().add(tp)
+
+
 def install_event_loop(name: str) -> None:
     """Make `name` (`Settings.event_loop`: uvloop or asyncio) the loop policy, before Faust makes
     its loops (main and consumer thread). ImportError when uvloop is asked for and missing."""
