@@ -139,7 +139,7 @@ def test_a_user_expired_and_seen_again_in_one_batch_is_written_afresh_not_delete
     stream.event("clicks", click_json(user_id="new", timestamp=T0 + 15 * DAY))
     stream.event("impressions", impression_json(user_id="new", timestamp=T0 + 15 * DAY))
     late = {"user_id": "old", "timestamp": T0 + 14 * DAY + 2}
-    batch = [  # the first conversion expires "old"; the second is old's, judged on an empty state
+    batch = [  # the first conversion moves the horizon past old's click; the second is old's
         Consumed(b"new", orjson.dumps(conversion_json(user_id="new", timestamp=T0 + 14 * DAY + 1)), 10),
         Consumed(b"old", orjson.dumps(conversion_json(event_id="v-old", **late)), 11),
     ]
@@ -147,7 +147,7 @@ def test_a_user_expired_and_seen_again_in_one_batch_is_written_afresh_not_delete
 
     assert result.deletes == []
     state = decode_state("old", result.writes[b"old"])
-    assert state.touches == ()  # not the expired click: the table's copy was not read
+    assert state.touches == ()  # not the expired click: it is past its retention
     assert state.has_processed("v-old")
     [(_, _, raw)] = [s for s in result.sends if s[0] == "unattributed-conversions" and s[1] == b"old"]
     assert orjson.loads(raw)["reason"] == "no_eligible_touch"

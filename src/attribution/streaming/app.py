@@ -100,7 +100,7 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
 
     # Offsets committed never pass a record no stream handled (`commits`).
     delivered = install_commit_guard(app)
-    event_topic_names = [settings.topic(t) for t in (*EVENT_TOPICS, *INTERNAL_TOPICS)]
+    event_topic_names = frozenset(settings.topic(t) for t in (*EVENT_TOPICS, *INTERNAL_TOPICS))
     # The events agent gets each partition's fetched records as one event (`batches`); of one
     # fetch, the touches first, then the re-keyed records, the conversions and the ticks.
     install_batches(app, [settings.topic(t) for t in BATCH_ORDER])
@@ -174,7 +174,7 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
     async def tick() -> None:
         consumer = app._consumer
         if event_queue and consumer is not None:
-            resumed = reactivate_buffered(consumer, event_queue[0], set(event_topic_names))
+            resumed = reactivate_buffered(consumer, event_queue[0], event_topic_names)
             if resumed:
                 log.info("resumed fetching %d partitions left stopped after a full buffer", len(resumed))
         if consumer is not None and not app.rebalancing:

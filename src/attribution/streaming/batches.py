@@ -105,7 +105,7 @@ async def _batches(consumer: Any, timeout: float, delivered: Delivered) -> Async
     singles = {}
     # The batches of one fetch go to the stream in the order of their topics in `batched`: touches
     # before the conversions they decide, as reading in timestamp order would.
-    rank = delivered.batched.get
+    rank = topics.get
     for tp, fetched in sorted(records.items(), key=lambda item: rank(item[0].topic, len(topics))):
         if tp.topic not in topics:
             singles[tp] = fetched

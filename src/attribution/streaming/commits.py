@@ -196,13 +196,9 @@ class Delivered:
             if committed is None or position is None or highwater is None or highwater <= position:
                 self._still.pop(tp, None)
                 continue
-            seen = self._still.get(tp)
-            if seen is None or seen[0] != position:
-                self._still[tp] = (position, now)
-            elif now - seen[1] >= STALLED_AFTER_S:
+            if _unchanged_for(self._still, tp, position, now, STALLED_AFTER_S):
                 done, spans = self._done(consumer, tp)
                 stalled[tp] = next_commit(committed, done, self.gaps.get(tp, ()), spans)
-                self._still.pop(tp, None)
         return stalled
 
     def lost_heads(self, consumer: Any, now: float) -> dict[Any, int]:
@@ -220,13 +216,22 @@ class Delivered:
             if not (head <= last and latest > head):
                 self._suspect.pop(tp, None)
                 continue
-            seen = self._suspect.get(tp)
-            if seen is None or seen[0] != head:
-                self._suspect[tp] = (head, now)
-            elif now - seen[1] >= LOST_AFTER_S:
+            if _unchanged_for(self._suspect, tp, head, now, LOST_AFTER_S):
                 lost[tp] = head
-                self._suspect.pop(tp, None)
         return lost
+
+
+def _unchanged_for(marks: dict[Any, tuple[int, float]], tp: Any, value: int, now: float, seconds: float) -> bool:
+    """Whether `tp`'s `value` has stayed the same for `seconds` up to `now` (then forgotten, so it
+    is reported once); `marks` holds since when each partition's value is what it is."""
+    seen = marks.get(tp)
+    if seen is None or seen[0] != value:
+        marks[tp] = (value, now)
+        return False
+    if now - seen[1] < seconds:
+        return False
+    del marks[tp]
+    return True
 
 
 class Unsettled:

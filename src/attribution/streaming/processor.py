@@ -116,13 +116,13 @@ class Processor:
         self.config = config
         self.clock = clock
         self.time = EventTime(settings.hold_ms, settings.max_held)
-        #: user key -> (encoded state, the same state decoded), most recently used last: what
-        #: the table holds for the user, as this worker last read or wrote it. While the worker
+        #: user key -> decoded state, most recently used last: what the table holds for the
+        #: user, as this worker last read or wrote it. While the worker
         #: keeps its partitions only its events agent writes their users, so an entry is the
         #: table's value and the next event of a recent user skips the table read and the
         #: decoding (the largest cost of our own per-event code). Forgotten at every rebalance
         #: (`forget_states`, `rebuild`): another worker may have written the users meanwhile.
-        self._decoded: dict[bytes, tuple[bytes, UserState]] = {}
+        self._decoded: dict[bytes, UserState] = {}
         self.state_cache_size = state_cache_size
         self.forgotten = Forgotten()  # what the state's caps dropped (metrics)
         self.expiry = StateExpiry(self.limits, config)
@@ -162,8 +162,8 @@ class Processor:
         encode_state = self.expiry.encode
         remember = self._remember
         for user_key, (before, state) in result.changed.items():
-            raw = result.writes[user_key] = encode_state(user_key, before, state, result.partition)
-            remember(user_key, raw, state)
+            result.writes[user_key] = encode_state(user_key, before, state, result.partition)
+            remember(user_key, state)
         result.changed.clear()
 
     def _handle(
@@ -292,27 +292,25 @@ class Processor:
             self._emit(user_key, state, new_state, outputs, result)
 
     def _state(self, user_key: bytes, get_state: StateGetter, result: Result) -> UserState:
-        """The user's state: one table read, decoded unless the same bytes were decoded (or
-        encoded) recently."""
+        """The user's state: as changed earlier in the batch, or as this worker last read or wrote
+        it, or else one table read, decoded."""
         changed = result.changed.get(user_key)
         if changed is not None:
             return changed[1]
-        if result.deletes and user_key in result.deletes:
-            return EMPTY  # expired earlier in the batch: the table still has it
         cached = self._decoded.pop(user_key, None)
         if cached is not None:
             self._decoded[user_key] = cached  # most recently used
-            return cached[1]
+            return cached
         raw = get_state(user_key)
         if not raw:
             return EMPTY
         state = decode_state(user_key.decode(), raw)
-        self._remember(user_key, raw, state)
+        self._remember(user_key, state)
         return state
 
-    def _remember(self, user_key: bytes, raw: bytes, state: UserState) -> None:
+    def _remember(self, user_key: bytes, state: UserState) -> None:
         decoded = self._decoded
-        decoded[user_key] = (raw, state)
+        decoded[user_key] = state
         if len(decoded) > self.state_cache_size:
             del decoded[next(iter(decoded))]  # least recently used
 
@@ -322,8 +320,6 @@ class Processor:
         if new_state is not state:
             earlier = result.changed.get(user_key)
             result.changed[user_key] = (state if earlier is None else earlier[0], new_state)
-            if result.deletes and user_key in result.deletes:
-                result.deletes.remove(user_key)  # expired earlier in the batch, written again since
         for o in outputs:
             result.sends.append((topic_of(o), user_key, encode(o)))
             result.labels.append(output_label(o))
@@ -332,11 +328,11 @@ class Processor:
         """Users of the partition whose state expired, to delete, and quiet users whose state
         partly expired, written back without it (a few per message of `events`)."""
         deletes, compacted = self.expiry.due(partition, self._horizon(partition), get_state, result.changed, events)
-        if deletes:
-            # `due` never names a user changed in this result: they are looked at later.
-            result.deletes.extend(k for k in deletes if k not in result.deletes)
-            for user_key in deletes:
-                self._decoded.pop(user_key, None)
+        # Once per result, after its records: `due` never names a user they changed (those are
+        # looked at later), so no user is both written and deleted.
+        result.deletes.extend(deletes)
+        for user_key in deletes:
+            self._decoded.pop(user_key, None)
         for user_key, (state, kept) in compacted.items():
             result.changed[user_key] = (state, kept)
 
