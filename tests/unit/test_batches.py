@@ -64,6 +64,7 @@ class FakeConsumer:
         self._acked_index: defaultdict[Any, set[int]] = defaultdict(set)
         self.scheduler = type("Scheduler", (), {"iterate": staticmethod(_iterate)})()
         self.seeks = 0
+        self.sought: list[tuple[Any, int]] = []
 
     async def _wait_next_records(self, timeout: float) -> tuple[dict[Any, list[Record]], set[Any] | None]:
         return self.fetched, None
@@ -76,6 +77,9 @@ class FakeConsumer:
 
     async def perform_seek(self) -> None:
         self.seeks += 1
+
+    async def seek(self, tp: Any, offset: int) -> None:
+        self.sought.append((tp, offset))
 
 
 def _iterate(records: dict[Any, list[Record]]) -> Any:
@@ -133,6 +137,19 @@ async def test_records_below_the_read_offset_after_a_seek_back_are_left_out_as_f
     assert batch.offsets == [6]
     consumer._read_offset[EVENTS] = 7
     assert await fetch(consumer) == []
+
+
+async def test_records_of_a_partition_faust_does_not_fetch_now_are_read_again_later_not_dropped() -> None:
+    other = TP("impressions", 1)
+    fetched = {EVENTS: records(EVENTS, 4, 5), other: records(other, 9), CONFIG: records(CONFIG, 7, 8)}
+    consumer = FakeConsumer(fetched, delivered_for("impressions"))
+
+    async def wait(timeout: float) -> tuple[dict[Any, list[Record]], set[Any]]:
+        return fetched, {other}  # EVENTS and CONFIG left out of the fetch set (a pause)
+
+    consumer._wait_next_records = wait  # type: ignore[method-assign]
+    assert [tp for tp, _ in await fetch(consumer)] == [other]
+    assert consumer.sought == [(EVENTS, 4), (CONFIG, 7)]
 
 
 async def test_nothing_is_handed_over_after_the_generation_changed_during_the_fetch() -> None:

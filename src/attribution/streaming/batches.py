@@ -103,6 +103,10 @@ async def _batches(consumer: Any, timeout: float, delivered: Delivered) -> Async
     track_end = app.monitor.track_tp_end_offset
     buffered = consumer._buffered_partitions
     singles = {}
+    # Records of a partition Faust does not fetch now (paused, or out of its fetch set) that
+    # aiokafka returned anyway: Faust's own getmany drops them, moving past them for good (the
+    # commit guard then counts them as absent); here the partition goes back to the first of them.
+    skipped: dict[Any, int] = {}
     # The batches of one fetch go to the stream in the order of their topics in `batched`: touches
     # before the conversions they decide, as reading in timestamp order would.
     rank = topics.get
@@ -113,6 +117,8 @@ async def _batches(consumer: Any, timeout: float, delivered: Delivered) -> Async
         if not consumer.flow_active or app.consumer_generation_id != generation:
             return
         if active is not None and tp not in active and tp not in buffered:
+            if fetched:
+                skipped.setdefault(tp, fetched[0].offset)
             continue
         read = read_offsets.get(tp)
         if read is not None and fetched and fetched[0].offset < read:
@@ -129,6 +135,10 @@ async def _batches(consumer: Any, timeout: float, delivered: Delivered) -> Async
             if active is None or tp in active or tp in buffered:
                 track_end(tp, consumer.highwater(tp))
                 yield tp, to_message(tp, record)
+            else:
+                skipped.setdefault(tp, record.offset)
+    for tp, offset in skipped.items():
+        await consumer.seek(tp, offset)
 
 
 _original: dict[str, Callable[..., Any]] = {}
