@@ -255,6 +255,21 @@ def read_report_rows(pipeline: Pipeline, timeout: float = 30) -> dict[str, dict[
     return by_key
 
 
+def counted(rows: dict[str, dict[str, Any]]) -> int:
+    """Conversions the report rows count."""
+    return sum(r["post_click"] + r["post_view"] + sum(r["unattributed"].values()) for r in rows.values())
+
+
+def wait_until_counted(pipeline: Pipeline, n: int, timeout: float = 120) -> dict[str, dict[str, Any]]:
+    """The report rows once they count at least `n` conversions. Rows trail the outcomes by two
+    hops (outcomes -> `report-updates` -> `conversion-reports`), so a reader polls."""
+    deadline = time.monotonic() + timeout
+    while counted(rows := read_report_rows(pipeline)) < n:
+        assert time.monotonic() < deadline, f"fewer than {n} conversions counted after {timeout:g}s"
+        time.sleep(0.2)
+    return rows
+
+
 def _row_key(row: dict[str, Any]) -> str:
     return f"{row['pixel_id']}:{'none' if row['line_item_id'] is None else row['line_item_id']}:{row['hour']}"
 

@@ -18,10 +18,12 @@ from integration.harness import (
     Pipeline,
     by_topic,
     conversion_ids,
+    counted,
     expected_report_rows,
     read_report_rows,
     sentinels,
     traffic,
+    wait_until_counted,
 )
 
 LONG_HOLD_MS = 5_000
@@ -39,18 +41,6 @@ def wait_for_rows(
             break
         time.sleep(1)
     return rows
-
-
-def counted(rows: dict[str, dict[str, Any]]) -> int:
-    """Conversions the rows count."""
-    return sum(r["post_click"] + r["post_view"] + sum(r["unattributed"].values()) for r in rows.values())
-
-
-def wait_until_counted(pipeline: Pipeline, n: int, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while counted(read_report_rows(pipeline)) < n:
-        assert time.monotonic() < deadline, f"fewer than {n} conversions counted after {timeout:g}s"
-        time.sleep(0.2)
 
 
 def assert_rows_like_replay(pipeline: Pipeline, entries: list[dict[str, Any]], timeout: float = 180) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from attribution.domain.hourly import HOUR_MS, hour_of
-from integration.harness import ATTRIBUTION, Pipeline, read_report_rows
+from integration.harness import ATTRIBUTION, Pipeline, wait_until_counted
 
 
 def stats(url: str) -> dict[str, Any]:
@@ -38,8 +38,7 @@ def test_live_simulated_traffic_shows_a_delay_of_seconds_and_rows_of_the_current
             time.sleep(0.5)
         assert totals["conversions"] >= 40, totals
         assert totals["delay_ms"]["p50"] < 30_000, totals["delay_ms"]
-        rows = read_report_rows(pipeline)
-        assert rows
+        rows = wait_until_counted(pipeline, 40, timeout=60)
         assert {r["hour"] for r in rows.values()} <= {hour_of(started), hour_of(started) + HOUR_MS}
     finally:
         pipeline.close()
