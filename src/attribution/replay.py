@@ -26,21 +26,25 @@ moved to a temporary file past a memory budget (`attribution.replay_states`).
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from attribution import replay_shards
 from attribution.contract import encode, topic_of
 from attribution.domain import DEFAULT_LIMITS, EMPTY, Config, Limits, UserState, step
 from attribution.expiry_index import ExpiryIndex, expire_due, first_look
-from attribution.replay_input import Appender, Unordered, config_id
+from attribution.replay_input import Appender, Row, Unordered, config_id
 from attribution.replay_order import RUN_EVENTS, ExternalSort, Input, Order, Streaming, Workspace, sources_of
+from attribution.replay_shards import UserShards
 from attribution.replay_sink import OUTPUT_FILES, FileSink, MemorySink
 from attribution.replay_states import BUDGET_BYTES, SpilledStates
 
 __all__ = ["OUTPUT_FILES", "FileSink", "MemorySink", "ReplayResult", "config_id", "replay", "replay_inputs"]
 
 Progress = Callable[[int], None]
+#: Where a row's encoded outputs go: (output topic, record) in the order the engine made them.
+Emit = Callable[[Row, Sequence[tuple[str, bytes]]], None]
 
 
 class Sink(Protocol):
@@ -110,47 +114,106 @@ def replay_inputs(
         sources = sources_of(inputs, workspace)
         dead = sink.channels["dead-letters"]
         try:
-            return _replay(Streaming(sources, dead, keys), sink, limits, progress, memory)
+            return _replay(Streaming(sources, dead, keys), sink, limits, progress, memory, workspace)
         except Unordered:
             sink.reset()
-        return _replay(ExternalSort(sources, dead, workspace, run_events, keys), sink, limits, progress, memory)
+        order = ExternalSort(sources, dead, workspace, run_events, keys)
+        return _replay(order, sink, limits, progress, memory, workspace)
     finally:
         workspace.close()
         if collecting:
             gc.enable()
 
 
-def _replay(order: Order, sink: Sink, limits: Limits, progress: Progress | None, memory: int) -> ReplayResult:
-    result = ReplayResult(users=SpilledStates(memory))
+def _replay(
+    order: Order, sink: Sink, limits: Limits, progress: Progress | None, memory: int, workspace: Workspace
+) -> ReplayResult:
+    users = SpilledStates(memory, spilling=False)
+    result = ReplayResult(users=users)
     order.prime()
-    config = order.folded.config
-    result.config = config
-    users = result.users
-    assert isinstance(users, SpilledStates)
-    hot = users.hot.get  # the states in memory: nearly every event's
+    result.config = order.folded.config
     outs = sink.channels
-    # Expiry state lives here: `_replay` may run twice in one replay (merge, then sort).
-    index: ExpiryIndex[str] = ExpiryIndex()
-    retention = config.retention
 
-    n = 0
-    for n, (ts, _, _, _, event) in enumerate(order.rows(), 1):
-        uid = event.user_id
-        before = hot(uid)
-        if before is None and users.cold:
-            before = users.get(uid)
-        state, outputs = step(EMPTY if before is None else before, event, config, limits)
-        users[uid] = state
-        if before is None:
-            index.add(0, uid, first_look(state, retention, limits))
-        # The horizon: no later event is earlier than this one.
-        if index.any_due(0, ts):
-            result.expired += len(expire_due(index, users, ts, retention, limits))
-        for out in outputs:
-            outs[topic_of(out)].append(encode(out))
-        if progress is not None and not n % 65536:
-            progress(65536)
+    def emit(row: Row, records: Sequence[tuple[str, bytes]]) -> None:
+        for topic, record in records:
+            outs[topic].append(record)
+
+    # Expiry state lives here: `_replay` may run twice in one replay (merge, then sort).
+    steps = _Steps(result, limits, ExpiryIndex(), progress)
+    rows = order.rows()
+    steps.run(rows, 0, emit)
+    if users.full:
+        # The states outgrew their budget: the rest goes by user shard (`replay_shards`).
+        users.spilling, users.full = True, False
+        _by_shard(rows, steps, UserShards(workspace, replay_shards.SHARDS), outs)
     order.finish()
-    result.events = n
     result.counts = sink.counts
     return result
+
+
+class _Steps:
+    """The engine over rows: states in `result.users`, expiry in `index` (one partition per shard)."""
+
+    def __init__(self, result: ReplayResult, limits: Limits, index: ExpiryIndex[str], progress: Progress | None):
+        self.result = result
+        self.limits = limits
+        self.index = index
+        self.progress = progress
+
+    def run(self, rows: Iterator[Row], partition: int, emit: Emit) -> None:
+        """Step `rows` (one user's rows in replay order, whatever comes between them); stops after
+        the row that fills the states' budget while the map may not spill (`SpilledStates.full`)."""
+        result, limits, index, progress = self.result, self.limits, self.index, self.progress
+        config = result.config
+        retention = config.retention
+        users = result.users
+        assert isinstance(users, SpilledStates)
+        hot = users.hot.get  # the states in memory: nearly every event's
+        n = result.events
+        for row in rows:
+            ts, event = row[0], row[4]
+            uid = event.user_id
+            before = hot(uid)
+            if before is None and users.cold:
+                before = users.get(uid)
+            state, outputs = step(EMPTY if before is None else before, event, config, limits)
+            users[uid] = state
+            if before is None:
+                index.add(partition, uid, first_look(state, retention, limits))
+            # The horizon: no later event of this partition is earlier than this one.
+            if index.any_due(partition, ts):
+                result.expired += len(expire_due(index, users, ts, retention, limits, partition))
+            if outputs:
+                emit(row, [(topic_of(out), encode(out)) for out in outputs])
+            n += 1
+            if progress is not None and not n % 65536:
+                progress(65536)
+            if users.full:
+                break
+        result.events = n
+
+    def sweep(self, partition: int, horizon: int) -> None:
+        """Expire what the index holds of `partition` before `horizon`, then drop the partition."""
+        retention, limits = self.result.config.retention, self.limits
+        while self.index.any_due(partition, horizon):
+            self.result.expired += len(expire_due(self.index, self.result.users, horizon, retention, limits, partition))
+        self.index.heaps.pop(partition, None)
+
+
+def _by_shard(rows: Iterator[Row], steps: _Steps, shards: UserShards, outs: Mapping[str, Appender]) -> None:
+    """Step the rest of `rows` one user shard at a time (see `replay_shards`)."""
+    shards.write(rows)
+    shards.park_entries(steps.index.heaps.pop(0, []))
+    last = shards.last_timestamp
+    for k in range(shards.count):
+        if not shards.events[k]:
+            continue
+        steps.index.replace({k: shards.entries(k)})
+        spool = shards.spool(k)
+        try:
+            steps.run(shards.rows(k), k, spool.emit)
+        finally:
+            spool.close()
+        if last is not None:
+            steps.sweep(k, last)
+    shards.merge_outputs(outs)

@@ -28,6 +28,7 @@ from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import fields
 from operator import attrgetter
 from pathlib import Path
+from sys import intern
 from typing import IO, Protocol
 
 import orjson
@@ -250,7 +251,7 @@ class ExternalSort:
         if not self._runs:
             memory, self._memory = self._memory, []
             return iter(memory)
-        return heapq.merge(*(_read_run(p) for p in self._runs))
+        return heapq.merge(*(read_rows(p) for p in self._runs))
 
     def finish(self) -> None:
         pass
@@ -259,11 +260,10 @@ class ExternalSort:
         # Rows are unique on (input, line), so sorting never compares two events.
         chunk.sort()
         path = self._workspace.file("run")
-        dumps = orjson.dumps
         with open(path, "wb", buffering=_BUFFER) as f:
             write = f.write
-            for ts, rank, index, line, event in chunk:
-                write(dumps((ts, rank, index, line, *_FIELDS[rank](event)), option=_NL))
+            for row in chunk:
+                write(encode_row(row))
         return path
 
     def _merge_files(self, paths: list[Path]) -> Path:
@@ -279,12 +279,20 @@ class ExternalSort:
         return path
 
 
-def _read_run(path: Path) -> Iterator[Row]:
+def encode_row(row: Row) -> bytes:
+    """A row as one line of a run file (read back by `read_rows`)."""
+    ts, rank, index, line, event = row
+    return orjson.dumps((ts, rank, index, line, *_FIELDS[rank](event)), option=_NL)
+
+
+def read_rows(path: Path, buffering: int = _BUFFER) -> Iterator[Row]:
+    """The rows of a file of `encode_row` lines, in file order (user ids interned, as decoding does)."""
     loads = orjson.loads
-    with open(path, "rb", buffering=_BUFFER) as f:
+    with open(path, "rb", buffering=buffering) as f:
         for line in f:
             r = loads(line)
             rank = r[1]
+            r[6] = intern(r[6])  # the user id: third field of both events, after (ts, rank, input, line)
             yield r[0], rank, r[2], r[3], (Conversion(*r[4:]) if rank else Touch(*r[4:]))
 
 

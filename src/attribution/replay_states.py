@@ -49,11 +49,16 @@ class SpilledStates(MutableMapping[str, UserState]):
     """User id -> state, in memory up to `budget` estimated bytes, the rest on disk (see the module).
 
     Reading a state on disk moves it to memory; writing one makes it the most recently used.
-    `close` (or dropping the map) removes the file. Not thread-safe."""
+    `close` (or dropping the map) removes the file. Not thread-safe.
 
-    def __init__(self, budget: int = BUDGET_BYTES) -> None:
+    With `spilling` off, a write past the budget sets `full` instead of moving states to disk (the
+    caller changes strategy, `replay_shards`, and turns `spilling` on)."""
+
+    def __init__(self, budget: int = BUDGET_BYTES, *, spilling: bool = True) -> None:
         self.hot: dict[str, UserState] = {}
         self.budget = budget
+        self.spilling = spilling
+        self.full = False  # a write went past the budget while `spilling` was off
         self.used = 0  # estimated bytes of `hot`
         self.cold = False  # whether the file has rows (some possibly of states now in memory)
         self.spilled = 0  # states moved to disk, over the map's life (for benchmarks)
@@ -90,14 +95,14 @@ class SpilledStates(MutableMapping[str, UserState]):
             used -= 380 * len(old.touches) + 220 * len(old.processed)
         self.used = used
         if used > self.budget:
-            self._spill()
+            self._over()
 
     def _put(self, key: str, state: UserState) -> None:
         """`self[key] = state` for a key known not to be in memory."""
         self.hot[key] = state
         self.used += _estimate(state)
         if self.used > self.budget:
-            self._spill()
+            self._over()
 
     def __delitem__(self, key: str) -> None:
         old = self.hot.pop(key, None)
@@ -128,6 +133,12 @@ class SpilledStates(MutableMapping[str, UserState]):
         return self._db.execute("SELECT 1 FROM states WHERE user = ?", (key,)).fetchone() is not None
 
     # -- memory and disk ------------------------------------------------------------------------
+
+    def _over(self) -> None:
+        if self.spilling:
+            self._spill()
+        else:
+            self.full = True
 
     def _spill(self) -> None:
         """Move the least recently written states to disk until memory is 7/8 of the budget."""

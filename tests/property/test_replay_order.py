@@ -21,6 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import attribution.replay_order as replay_order
+import attribution.replay_shards as replay_shards
 from attribution.contract import INPUT_TOPICS, dead_letter, decode_value, encode, topic_of
 from attribution.contract.codec import parse_json
 from attribution.domain import EMPTY, Config, Conversion, LineItem, Pixel, Touch, step
@@ -178,6 +179,19 @@ def test_runs_merged_in_several_passes_give_the_same_outputs(lines: list[bytes],
     expected, _ = oracle(lines)
     with mock.patch.object(replay_order, "FAN_IN", 2):
         assert outputs_of(replay(lines, run_events=run_events)) == expected
+
+
+@given(inputs(), st.integers(min_value=1, max_value=3), st.integers(min_value=1, max_value=6_000), st.booleans())
+def test_a_replay_whose_states_outgrow_their_budget_steps_the_rest_by_user_shard_to_the_same_outputs(
+    lines: list[bytes], shards: int, memory: int, sort: bool
+) -> None:
+    """A budget of a state or a few: the replay stops stepping in time order and steps the rest
+    of the rows one shard of users at a time (`replay_shards`), merging the outputs back."""
+    expected, _ = oracle(lines)
+    run_events = 2 if sort else 10**6
+    with mock.patch.object(replay_shards, "SHARDS", shards):
+        assert outputs_of(replay(lines, run_events=run_events, memory=memory)) == expected
+        assert outputs_of(replay(dump_order(lines), memory=memory)) == oracle(dump_order(lines))[0]
 
 
 @given(inputs(), st.integers(min_value=1, max_value=5))
