@@ -18,9 +18,11 @@ config first) are merged as they are read, others sorted in runs spilled to temp
 A user whose state has expired (`domain.state.expires_at` before the current event's timestamp)
 is dropped from the map of states by the stream's own `ExpiryIndex`, and a quiet user's state
 loses the parts that expired (`expiry_index.due_state`), so replay holds the users active within
-the retention windows, not every user of the input; of those, the states used least recently are
-moved to a temporary file past a memory budget (`attribution.replay_states`).
-`ReplayResult.users` holds the states left at the end.
+the retention windows, not every user of the input. Once those states fill their memory budget
+(`attribution.replay_states`), the rest of the input is stepped one shard of users at a time
+(`attribution.replay_shards`): the states of the users not being stepped wait in a temporary
+file, each moved there about once, and the outputs are merged back into replay order.
+`ReplayResult.users` holds the states left at the end (those on disk read back on demand).
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ from typing import IO, Protocol
 import orjson
 
 from attribution.app.config import ConfigFold
+from attribution.contract.codec import shared_ids
 from attribution.domain import Conversion, Touch
 from attribution.replay_input import Appender, Reader, Row
 
@@ -288,12 +289,19 @@ def encode_row(row: Row) -> bytes:
 def read_rows(path: Path, buffering: int = _BUFFER) -> Iterator[Row]:
     """The rows of a file of `encode_row` lines, in file order (user ids interned, as decoding does)."""
     loads = orjson.loads
+    share = shared_ids().setdefault
     with open(path, "rb", buffering=buffering) as f:
         for line in f:
             r = loads(line)
             rank = r[1]
             r[6] = intern(r[6])  # the user id: third field of both events, after (ts, rank, input, line)
-            yield r[0], rank, r[2], r[3], (Conversion(*r[4:]) if rank else Touch(*r[4:]))
+            if rank:
+                yield r[0], rank, r[2], r[3], Conversion(*r[4:])
+                continue
+            # Shared as decoding shares them: the kind, and the advertiser, line item, creative and campaign ids.
+            r[4] = intern(r[4])
+            r[8], r[9], r[10], r[12] = share(r[8], r[8]), share(r[9], r[9]), share(r[10], r[10]), share(r[12], r[12])
+            yield r[0], rank, r[2], r[3], Touch(*r[4:])
 
 
 def _keyed_lines(path: Path) -> Iterator[tuple[int, int, int, int, bytes]]:

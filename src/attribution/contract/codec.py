@@ -121,6 +121,15 @@ _SHARED_IDS: dict[Any, Any] = {}  # int | None -> the same
 _MAX_SHARED_IDS = 1 << 16
 
 
+def shared_ids() -> dict[Any, Any]:
+    """The table every decoder shares a touch's id ints through (`ids.setdefault(x, x)`: one int
+    object per advertiser, line item, creative and campaign id for all the touches held, about 110
+    bytes a touch), emptied when it has grown past its bound."""
+    if len(_SHARED_IDS) > _MAX_SHARED_IDS:
+        _SHARED_IDS.clear()
+    return _SHARED_IDS
+
+
 def _touch_decoder(kind: str, schema: str) -> Any:
     validate = validator(schema)
     # A schema without `imp_type` (clicks): the fast path reads the other fields and takes only

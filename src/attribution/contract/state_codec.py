@@ -30,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from attribution.contract.codec import shared_ids
 from attribution.domain import Conversion, Touch, UserState
 from attribution.domain.records import TouchKind
 
@@ -108,8 +109,12 @@ def decode_state(user_id: str, raw: bytes | None) -> UserState:
         held = data[5] if len(data) > 5 else []  # states written before holding existed
     else:
         raise ValueError(f"state of user {user_id!r}: unknown version {version}")
+    share = shared_ids().setdefault
     return UserState(
-        tuple(Touch(_KINDS[k], e, user_id, ts, a, li, c, au, ca, it) for k, e, ts, a, li, c, au, ca, it in touches),
+        tuple(
+            Touch(_KINDS[k], e, user_id, ts, share(a, a), share(li, li), share(c, c), au, share(ca, ca), it)
+            for k, e, ts, a, li, c, au, ca, it in touches
+        ),
         tuple((p, ts) for p, ts in counted),
         tuple((e, ts) for e, ts in processed),
         watermark,
