@@ -30,9 +30,10 @@ from attribution.domain import UserState
 if TYPE_CHECKING:
     _Closer = weakref.finalize[[sqlite3.Connection, tempfile.TemporaryDirectory[str]], "SpilledStates"]
 
-#: Estimated bytes of decoded states kept in memory (the rest of a replay takes about 60 MB, and the
-#: expiry index about 150 bytes per user held, in memory or not).
-BUDGET_BYTES = 256 * 2**20
+#: Estimated bytes of decoded states kept in memory. The process peaks at about 1.8 times it (the
+#: estimate undercounts the allocator's share; the rest of a replay takes about 20 to 40 MiB):
+#: 226 MiB at 10 million events (BENCHMARKS.md, "Replay at scale").
+BUDGET_BYTES = 128 * 2**20
 #: What one SQLite connection may cache (its page cache counts in the process's memory).
 _CACHE_KIB = 8 * 1024
 

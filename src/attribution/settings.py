@@ -28,7 +28,7 @@ Every setting has an environment variable (and most a CLI flag that overrides it
 | ATTRIBUTION_EVENT_LOOP | uvloop | the worker's event loop: uvloop (faster, BENCHMARKS.md) or asyncio |
 | ATTRIBUTION_TOKEN_SECRET | "" | secret (at least 32 bytes) that signs auction tokens of server-side conversions; empty: tokens are refused |
 | ATTRIBUTION_TOKEN_KEY_ID | k1 | key id of ATTRIBUTION_TOKEN_SECRET: tokens are minted under it |
-| ATTRIBUTION_REPLAY_MEMORY_MB | 256 | `replay`: users' decoded states kept in memory (estimated MiB); the least recently used beyond it wait in a temporary file (in TMPDIR) |
+| ATTRIBUTION_REPLAY_MEMORY_MB | 128 | `replay`: users' decoded states kept in memory (estimated MiB; the process peaks at about 1.8 times it); past it, replay goes on one shard of users at a time and the other users' states wait in a temporary file (in TMPDIR) |
 | ATTRIBUTION_TOKEN_KEYS | "" | more keys tokens are accepted under during a rotation, `kid:secret,kid:secret` (each secret at least 32 bytes) |
 """
 
@@ -77,7 +77,7 @@ class Settings:
     token_secret: str = field(default="", repr=False)  # a secret: kept out of logs and reprs
     token_key_id: str = "k1"
     token_keys: str = field(default="", repr=False)  # secrets too
-    replay_memory_mb: int = 256
+    replay_memory_mb: int = 128
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

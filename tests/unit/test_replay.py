@@ -555,7 +555,7 @@ def test_an_unusable_environment_variable_exits_2_with_a_one_line_message(scenar
 
 @pytest.mark.parametrize(
     ("args", "env", "mib"),
-    [([], {}, 256), (["--memory", "64"], {}, 64), ([], {"ATTRIBUTION_REPLAY_MEMORY_MB": "32"}, 32)],
+    [([], {}, 128), (["--memory", "64"], {}, 64), ([], {"ATTRIBUTION_REPLAY_MEMORY_MB": "32"}, 32)],
 )
 def test_the_replay_command_keeps_states_within_the_memory_it_is_given(
     scenario_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], env: dict[str, str], mib: int

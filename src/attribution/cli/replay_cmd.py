@@ -42,8 +42,8 @@ from attribution.replay_order import Input, split_lines
     type=click.IntRange(min=1),
     default=None,
     metavar="MIB",
-    help="Users' decoded states kept in memory, estimated MiB (default ATTRIBUTION_REPLAY_MEMORY_MB, 256); "
-    "the least recently used beyond it wait in a temporary file.",
+    help="Users' decoded states kept in memory, estimated MiB (default ATTRIBUTION_REPLAY_MEMORY_MB, 128); "
+    "past it, replay goes on one shard of users at a time, the others' states in a temporary file.",
 )
 def replay_cmd(
     input_paths: tuple[str, ...], out_dir: str, progress: bool | None, reports_path: str | None, memory_mb: int | None
