@@ -246,6 +246,8 @@ def _tied(
     if not new and not state.tied:
         return ()
     view_cutoff, click_cutoff = horizon - retention.view_ms, horizon - retention.click_ms
+    if not new and all(x[2] >= (click_cutoff if x[0] == "click" else view_cutoff) for x in state.tied):
+        return state.tied  # nothing added, nothing past its retention: the common case, shared
     known = {(k, e) for k, e, _ in state.tied}
     merged = [*state.tied, *(n for n in new if (n[0], n[1]) not in known)]
     kept = [x for x in merged if x[2] >= (click_cutoff if x[0] == "click" else view_cutoff)]
@@ -463,7 +465,11 @@ def latest_use(state: UserState, retention: Retention, limits: Limits) -> int:
     """`expires_at` ignoring held conversions."""
     latest = state.watermark if state.is_empty else -(2**62)
     view, click = retention.view_ms, retention.click_ms
-    for t in state.touches:
+    longest = max(view, click)
+    # Touches are in timestamp order: newest first, stop once no older touch can count longer.
+    for t in reversed(state.touches):
+        if t.timestamp + longest <= latest:
+            break
         latest = max(latest, t.timestamp + (click if t.kind == "click" else view))
     if state.processed:
         latest = max(latest, max(ts for _, ts in state.processed) + limits.dedup_retention_ms)

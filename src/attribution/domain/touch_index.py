@@ -159,9 +159,17 @@ def add(
     touches evicted on a tie, for `UserState.tied`), or None when the full prune is needed.
 
     The caller has checked that `touch` is not already there. `ahead_bytes_max` is the most one
-    touch after the horizon can count towards `Limits.ahead_bytes`."""
+    touch after the horizon can count towards `Limits.ahead_bytes`.
+
+    Touches ahead that `horizon` has reached since the index was made are settled first
+    (`_settle`), so that a horizon moving forward a little at a time (conversions judged as they
+    come, live) does not send every touch to the full prune."""
+    tied: Tied = ()
     if not _unchanged(index, horizon, retention):
-        return None
+        settled = _settle(index, horizon, retention)
+        if settled is None:
+            return None
+        index, tied = settled
     touches, behind, limits = index.touches, index.behind, index.limits
     ts = touch.timestamp
     if ts > horizon:
@@ -171,9 +179,54 @@ def add(
         i = bisect_right(touches, ts, behind, key=_timestamp)  # after equal timestamps
         new = (*touches[:i], touch, *touches[i:])
         if index.ids is None:
-            return new, index_of(new, horizon, limits) if len(new) >= MIN_INDEXED else _light(new, index, horizon), ()
+            light = index_of(new, horizon, limits) if len(new) >= MIN_INDEXED else _light(new, index, horizon)
+            return new, light, tied
         ids = (*index.ids[:i], touch.event_id, *index.ids[i:])
-        return new, TouchIndex(new, limits, horizon, behind, index.keys, index.groups, ids), ()
+        return new, TouchIndex(new, limits, horizon, behind, index.keys, index.groups, ids), tied
+    added = _add_behind(index, touch, horizon, retention)
+    if added is None or (tied and added[2]):
+        return None  # two ties at once: their order in `UserState.tied` is the full prune's to set
+    return added if not tied else (added[0], added[1], tied)
+
+
+def _settle(index: TouchIndex, horizon: int, retention: Retention) -> tuple[TouchIndex, Tied] | None:
+    """`index` as of a later `horizon` that touches ahead have reached: each of them, oldest first,
+    settled as an in-order touch (`_add_behind`, which evicts what the full prune evicts); None
+    when the full prune is needed (the horizon moved back, a touch expired, a cap the index does
+    not apply, more than one tie)."""
+    if horizon < index.horizon:
+        return None
+    touches, behind = index.touches, index.behind
+    view_cutoff, click_cutoff = horizon - retention.view_ms, horizon - retention.click_ms
+    safe = max(view_cutoff, click_cutoff)
+    for t in touches:  # as `_unchanged`: no touch may expire on the way
+        if t.timestamp >= safe:
+            break
+        if t.timestamp < (click_cutoff if t.kind == "click" else view_cutoff):
+            return None
+    tied: Tied = ()
+    while behind < len(touches) and touches[behind].timestamp <= horizon:
+        t = touches[behind]
+        rest = (*touches[:behind], *touches[behind + 1 :])
+        ids = None if index.ids is None else (*index.ids[:behind], *index.ids[behind + 1 :])
+        added = _add_behind(
+            TouchIndex(rest, index.limits, horizon, behind, index.keys, index.groups, ids), t, horizon, retention
+        )
+        if added is None or (tied and added[2]):
+            return None
+        touches, index, tied = added[0], added[1], tied or added[2]
+        behind = index.behind
+    if index.horizon != horizon:
+        index = TouchIndex(touches, index.limits, horizon, behind, index.keys, index.groups, index.ids)
+    return index, tied
+
+
+def _add_behind(
+    index: TouchIndex, touch: Touch, horizon: int, retention: Retention
+) -> tuple[tuple[Touch, ...], TouchIndex, Tied] | None:
+    """`add` for a touch at or before `horizon`, the index settled as of `horizon`."""
+    touches, behind, limits = index.touches, index.behind, index.limits
+    ts = touch.timestamp
     if ts < horizon - retention.of(touch.kind):
         return None  # dropped at once by the full prune
     if behind and touches[behind - 1].timestamp > ts:
