@@ -19,7 +19,7 @@ import faust
 
 from attribution.settings import Settings
 from attribution.streaming.delivery import install as install_fast_delivery
-from attribution.streaming.tuning import install_event_loop, shorten_fetch_wait
+from attribution.streaming.tuning import install_event_loop, tune_fetch
 
 
 def create_app(broker: str, app_id: str, data_dir: str, out: str, topics: Sequence[str]) -> faust.App:
@@ -40,7 +40,7 @@ def create_app(broker: str, app_id: str, data_dir: str, out: str, topics: Sequen
 
     @app.on_partitions_assigned.connect
     async def fetch_sooner(sender: Any, /, *args: Any, signal: Any, **kw: Any) -> None:
-        shorten_fetch_wait(app)
+        tune_fetch(app)
         install_fast_delivery(app)
 
     @app.agent(source, concurrency=1)

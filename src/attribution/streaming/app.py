@@ -42,7 +42,14 @@ from attribution.streaming.recovery import BatchedTableManager
 from attribution.streaming.report_agents import install as install_reports
 from attribution.streaming.reports import UPDATES_TOPIC
 from attribution.streaming.topics import INTERNAL_TOPICS, REKEY_TOPIC, TICK_TOPIC, bytes_table
-from attribution.streaming.tuning import FETCH_MAX_WAIT_MS, fetch_again, reactivate_buffered, shorten_fetch_wait
+from attribution.streaming.tuning import (
+    FETCH_MAX_WAIT_MS,
+    FETCH_MIN_BYTES,
+    block_when_full,
+    fetch_again,
+    reactivate_buffered,
+    tune_fetch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +149,8 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
     @app.on_partitions_assigned.connect
     async def fetch_sooner(sender: Any, /, *args: Any, signal: Any, **kw: Any) -> None:
         # Faust hard-codes a 1.5 s fetch wait that can hold records of busy partitions (`tuning`).
-        if shorten_fetch_wait(app):
-            log.info("consumer fetch wait set to %d ms", FETCH_MAX_WAIT_MS)
+        if tune_fetch(app):
+            log.info("consumer fetch wait %d ms, minimum %d bytes", FETCH_MAX_WAIT_MS, FETCH_MIN_BYTES)
         else:
             log.warning("could not shorten the consumer's fetch wait: latency may reach 1.5 s")
         # Faust makes four tasks per record to hand it to its stream (`delivery`).
@@ -215,6 +222,8 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
     @app.agent(event_topic, concurrency=1, supervisor_strategy=mode.CrashingSupervisor)
     async def events(stream: faust.StreamT[bytes]) -> None:
         event_queue[:] = [stream.channel.queue]  # type: ignore[attr-defined]
+        if not block_when_full(stream.channel.queue):  # type: ignore[attr-defined]
+            log.warning("the events queue stops partitions when full: fetches may stall for 100 ms")
         await cache.ready.wait()
         manual = stream.noack()  # type: ignore[attr-defined]
         async for event in manual.events():

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 #: A high watermark older than this (wall-clock ms since the fetch that brought it) says nothing
 #: about records produced since: such a partition counts as behind. An active fetch refreshes it
-#: about every 100 ms (`tuning.FETCH_MAX_WAIT_MS`); a paused or stalled one does not.
+#: at least every 20 ms (`tuning.FETCH_MAX_WAIT_MS`); a paused or stalled one does not.
 FRESH_HIGHWATER_MS = 1000
 
 
