@@ -45,7 +45,6 @@ from attribution.streaming.topics import INTERNAL_TOPICS, REKEY_TOPIC, TICK_TOPI
 from attribution.streaming.tuning import (
     FETCH_MAX_WAIT_MS,
     FETCH_MIN_BYTES,
-    block_when_full,
     fetch_again,
     reactivate_buffered,
     tune_fetch,
@@ -222,8 +221,6 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
     @app.agent(event_topic, concurrency=1, supervisor_strategy=mode.CrashingSupervisor)
     async def events(stream: faust.StreamT[bytes]) -> None:
         event_queue[:] = [stream.channel.queue]  # type: ignore[attr-defined]
-        if not block_when_full(stream.channel.queue):  # type: ignore[attr-defined]
-            log.warning("the events queue stops partitions when full: fetches may stall for 100 ms")
         await cache.ready.wait()
         manual = stream.noack()  # type: ignore[attr-defined]
         async for event in manual.events():

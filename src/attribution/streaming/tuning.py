@@ -5,35 +5,27 @@ hard-coded, and aiokafka's `fetch_min_bytes` of 1. aiokafka keeps one fetch in f
 and a partition the stream has drained cannot be fetched again until that fetch returns. When the
 fetch in flight covers only idle partitions (the tick and re-key topics, a quiet input partition)
 the broker holds it for the whole wait, so records of the busy partitions wait that long before the
-worker even sees them: the wait is set to `FETCH_MAX_WAIT_MS` (20 ms). With a minimum of one byte,
-a caught-up worker would then fetch, and step, about every millisecond, a few records at a time,
-paying each batch's fixed cost for them (BENCHMARKS.md, "Live latency": three times the CPU at
-2,000 events/s); `FETCH_MIN_BYTES` (16 KiB) lets the broker gather about 20 ms of traffic into
-each fetch. Under a backlog every fetch is full anyway; changelog recovery, which reads through
-the same consumer, is unaffected.
+worker even sees them: the wait is set to `FETCH_MAX_WAIT_MS` (20 ms).
 
-**A full events queue holds the hand-off.** When a stream's queue passes 80% of its size, Faust
-takes the partition out of its fetch set ("buffer full") until the queue drains. aiokafka does not
-know: it keeps the records it fetched for that partition, and while any fetched partition of a
-broker waits unconsumed it sends no new fetch to that broker for up to its prefetch backoff
-(100 ms). Caught up, the events queue briefly passes that mark at most fetches (one fetch hands it
-a batch per partition and topic), so every partition then waited up to 100 ms: a third of a live
-conversion's latency at 2,000 events/s. `block_when_full` turns the mark off for the events
-queue: a full queue makes Faust's hand-off wait for room (Faust's own path for a full queue),
-which holds every partition back for as long as the agent needs, no longer.
+With a minimum of one byte, a caught-up worker fetched every few milliseconds, a few records per
+partition, and each fetch handed the events stream a batch per partition and topic. A stream
+queue at 80% of its size (12 of the events queue's 16 batches) makes Faust take the partition out
+of its fetch set; aiokafka keeps the records it already fetched for it, and while any fetched
+partition of a broker waits unconsumed it sends that broker no fetch for up to its prefetch
+backoff, 100 ms. About one fetch in ten stalled that way, and conversions waited up to 100 ms
+more (BENCHMARKS.md, "Live latency"). `FETCH_MIN_BYTES` (16 KiB) lets the broker gather up to
+20 ms of traffic into each fetch: fewer, larger batches, the queue rarely at its mark, and less CPU
+per event. Under a backlog every fetch is full anyway; changelog recovery, which reads through the
+same consumer, is unaffected.
 
-Both are set on private attributes (aiokafka's fetcher, read each time a fetch request is built;
-mode's queue, read at each hand-off); the versions are pinned, and `tune_fetch` and
-`block_when_full` report False (and the app logs it) should they ever move.
+Both are set on aiokafka's fetcher (private attributes, read each time a fetch request is built);
+the versions are pinned, and `tune_fetch` reports False (and the app logs it) should they ever move.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
 from typing import Any
-
-from mode.utils.objects import cached_property
-from mode.utils.queues import FlowControlQueue
 
 FETCH_MAX_WAIT_MS = 20
 FETCH_MIN_BYTES = 16 * 1024
@@ -50,18 +42,6 @@ def tune_fetch(app: Any, wait_ms: int = FETCH_MAX_WAIT_MS, min_bytes: int = FETC
         return False
     fetcher._fetch_max_wait_ms = wait_ms
     fetcher._fetch_min_bytes = min_bytes
-    return True
-
-
-def block_when_full(queue: Any) -> bool:
-    """Never stop fetching a partition for this stream queue's pressure: a full queue makes the
-    hand-off wait instead (see the module). False when the queue is not mode's `FlowControlQueue`
-    of the pinned version."""
-    if not isinstance(queue, FlowControlQueue) or not isinstance(
-        getattr(type(queue), "pressure_high_size", None), cached_property
-    ):
-        return False
-    queue.pressure_high_size = queue.maxsize + 1  # the queue never holds more than `maxsize`
     return True
 
 
