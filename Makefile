@@ -47,8 +47,9 @@ kafka-down:
 demo: $(STAMP)
 	bash scripts/demo.sh
 
+## Every throughput target in one run (needs a broker: `make kafka-up`; about 15 min).
 bench: $(STAMP)
-	$(BIN)/python -m bench.replay_bench
+	$(BIN)/python -m bench.targets
 
 clean:
 	rm -rf .attribution-data bench/out .pytest_cache .mypy_cache .ruff_cache
