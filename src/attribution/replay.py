@@ -163,8 +163,9 @@ class _Steps:
         self.progress = progress
 
     def run(self, rows: Iterator[Row], partition: int, emit: Emit) -> None:
-        """Step `rows` (one user's rows in replay order, whatever comes between them); stops after
-        the row that fills the states' budget while the map may not spill (`SpilledStates.full`)."""
+        """Step `rows`, in which each user's rows are in replay order (other users' may come in any
+        order between them); stops after the row that fills the states' budget while the map may
+        not spill (`SpilledStates.full`)."""
         result, limits, index, progress = self.result, self.limits, self.index, self.progress
         config = result.config
         retention = config.retention

@@ -7,8 +7,9 @@ recently decoded in memory, up to an estimated `budget` of bytes; past it, the l
 written are encoded with the state table's codec (`contract.state_codec`, the bytes the stream's
 changelog holds) and written, a batch at a time, to a SQLite file in a temporary directory. Reading
 a user that is on disk brings it back to memory; its row stays (only reads on the common path, no
-delete) and is overwritten when it goes out again: a state in memory always wins over its row. The codec is exact, so the outputs never depend on which users
-were in memory (only the engine's shortcut, `UserState`'s touch index, is rebuilt on next use).
+delete) and is overwritten when it goes out again: a state in memory always wins over its row.
+The codec is exact, so the outputs never depend on which users were in memory (only the engine's
+shortcut, `UserState`'s touch index, is rebuilt on next use).
 
 The estimate is `_estimate`: bytes per touch and per remembered id, measured on the replay
 benchmark's traffic, not `sys.getsizeof` (too slow for every event).

@@ -122,14 +122,19 @@ def _unchanged(index: TouchIndex, horizon: int, retention: Retention) -> bool:
     touches, behind = index.touches, index.behind
     if behind < len(touches) and touches[behind].timestamp <= horizon:
         return False
+    return not _any_expired(touches, horizon, retention)
+
+
+def _any_expired(touches: tuple[Touch, ...], horizon: int, retention: Retention) -> bool:
+    """Whether one of `touches` (in timestamp order) is past its kind's retention as of `horizon`."""
     view_cutoff, click_cutoff = horizon - retention.view_ms, horizon - retention.click_ms
     safe = max(view_cutoff, click_cutoff)  # a touch at or after this is within either retention
     for t in touches:  # oldest first: only the first few can be old enough to look at
         if t.timestamp >= safe:
             break
         if t.timestamp < (click_cutoff if t.kind == "click" else view_cutoff):
-            return False
-    return True
+            return True
+    return False
 
 
 def advance(index: TouchIndex, horizon: int, retention: Retention) -> TouchIndex | None:
@@ -186,7 +191,7 @@ def add(
     added = _add_behind(index, touch, horizon, retention)
     if added is None or (tied and added[2]):
         return None  # two ties at once: their order in `UserState.tied` is the full prune's to set
-    return added if not tied else (added[0], added[1], tied)
+    return added[0], added[1], tied or added[2]
 
 
 def _settle(index: TouchIndex, horizon: int, retention: Retention) -> tuple[TouchIndex, Tied] | None:
@@ -194,16 +199,9 @@ def _settle(index: TouchIndex, horizon: int, retention: Retention) -> tuple[Touc
     settled as an in-order touch (`_add_behind`, which evicts what the full prune evicts); None
     when the full prune is needed (the horizon moved back, a touch expired, a cap the index does
     not apply, more than one tie)."""
-    if horizon < index.horizon:
-        return None
     touches, behind = index.touches, index.behind
-    view_cutoff, click_cutoff = horizon - retention.view_ms, horizon - retention.click_ms
-    safe = max(view_cutoff, click_cutoff)
-    for t in touches:  # as `_unchanged`: no touch may expire on the way
-        if t.timestamp >= safe:
-            break
-        if t.timestamp < (click_cutoff if t.kind == "click" else view_cutoff):
-            return None
+    if horizon < index.horizon or _any_expired(touches, horizon, retention):
+        return None
     tied: Tied = ()
     while behind < len(touches) and touches[behind].timestamp <= horizon:
         t = touches[behind]
