@@ -10,7 +10,7 @@ from typing import Any
 from bench.stream.common import log
 from bench.stream.contenders import run_passthrough, run_replay, run_worker
 from bench.stream.inputs import produce_inputs
-from bench.stream.measure import machine
+from bench.stream.measure import machine, quiet_machine
 from bench.stream.phases import measure_latency, measure_recovery, measure_state
 from bench.stream.processes import stop
 from bench.stream.run import Bench, RunResult
@@ -24,20 +24,33 @@ async def run(bench: Bench) -> dict[str, Any]:
     bench.sampler.start()
     runs: list[RunResult] = []
     worker: subprocess.Popen[bytes] | None = None
+
+    async def quietly() -> None:
+        # Each contender starts on a quiet machine: the broker compacts the changelogs of the
+        # worker runs before it in the background, which took CPU from the next contender.
+        waited = await quiet_machine()
+        if waited > 1.5:
+            log(f"waited {waited:.1f} s for a quiet machine")
+
     try:
         replay_file = await produce_inputs(bench)
         if bench.wants("replay"):
             runs.append(run_replay(bench, replay_file))
         if bench.wants("raw"):
+            await quietly()
             runs.append(await run_passthrough(bench, "raw"))
         if bench.wants("faust"):
+            await quietly()
             runs.append(await run_passthrough(bench, "faust"))
         if bench.wants("rocksdb"):
+            await quietly()
             runs.append((await run_worker(bench, "rocksdb://"))[0])
         if bench.wants("memory2"):
+            await quietly()
             runs.append((await run_worker(bench, "memory://", workers=2))[0])
         memory: RunResult | None = None
         if bench.wants("memory") or bench.wants("latency") or bench.wants("recovery"):
+            await quietly()
             memory, worker = await run_worker(bench, "memory://", keep=True)
             runs.append(memory)
             bench.results["state"] = await measure_state(bench, f"{bench.prefix}worker-memory")

@@ -6,6 +6,7 @@ interpolated to a window; peak memory is VmHWM. Linux only.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.metadata
 import math
@@ -52,6 +53,20 @@ def machine_cpu_s() -> tuple[float, float]:
     return (total - idle) / CLK_TCK, total / CLK_TCK
 
 
+async def quiet_machine(busy_below: float = 0.15, window_s: float = 1.0, max_wait_s: float = 60.0) -> float:
+    """Wait until the machine's busy share over `window_s` is under `busy_below` (the broker's log
+    cleaner compacting an earlier contender's changelog, say), at most `max_wait_s`; returns the
+    seconds waited. Each contender then starts on a machine as quiet as the baseline's."""
+    start = time.monotonic()
+    while True:
+        busy0, total0 = machine_cpu_s()
+        await asyncio.sleep(window_s)
+        busy1, total1 = machine_cpu_s()
+        waited = time.monotonic() - start
+        if total1 <= total0 or (busy1 - busy0) / (total1 - total0) < busy_below or waited >= max_wait_s:
+            return waited
+
+
 def broker_pid() -> int | None:
     """The local broker's pid, from scripts/kafka.sh's pid file (only read, never signalled)."""
     port = BROKER.rsplit(":", 1)[-1]
@@ -59,6 +74,26 @@ def broker_pid() -> int | None:
         return int((ROOT / ".kafka" / f"broker-{port}" / "pid").read_text().strip())
     except (OSError, ValueError):
         return None
+
+
+def broker_version() -> str:
+    """The running broker's Kafka version, from the Kafka jar of its class path (`scripts/kafka.sh`
+    gives it `.kafka/lib-<version>/*`); "unknown" without a local broker."""
+    pid = broker_pid()
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0") if pid else []
+    except OSError:
+        args = []
+    for arg in args:
+        for entry in arg.split(":"):
+            folder = Path(entry.removesuffix("*"))
+            if folder.name.startswith("lib-") and folder.is_dir():
+                jars = sorted(folder.glob("kafka_2.13-*.jar"))
+                names = [j.name.removeprefix("kafka_2.13-").removesuffix(".jar") for j in jars]
+                versions = [n for n in names if n[:1].isdigit() and "-" not in n]
+                if versions:
+                    return versions[0]
+    return "unknown"
 
 
 def dir_size(path: Path) -> int:
@@ -137,8 +172,7 @@ def machine() -> dict[str, Any]:
         for line in f:
             if line.startswith("MemTotal:"):
                 mem = int(line.split()[1]) * 1024
-    jars = sorted((ROOT / ".kafka" / "lib").glob("kafka_2.13-*.jar"))
-    kafka = jars[0].name.removeprefix("kafka_2.13-").removesuffix(".jar") if jars else "unknown"
+    kafka = broker_version()
 
     def version(pkg: str) -> str:
         try:

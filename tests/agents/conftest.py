@@ -55,7 +55,7 @@ class Sent:
 
 class Recorder:
     """What the app would have published, in order: outputs and forwards (`sent`), and apart from
-    them the users table's changelog writes (`changelog`)."""
+    them the tables' changelog writes (`changelog`)."""
 
     def __init__(self) -> None:
         self.sent: list[Sent] = []
@@ -64,7 +64,7 @@ class Recorder:
     async def changelog_send(
         self, topic: str, key: bytes | None, value: bytes | None, partition: int | None, *_: Any
     ) -> asyncio.Future[Any]:
-        """The users table writer's `send` (`streaming.changelog.TableWriter`): acknowledged at once."""
+        """A table writer's `send` (`streaming.changelog.TableWriter`): acknowledged at once."""
         self.changelog.append(Sent(topic, key, value or b"null", None, partition))
         acked: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         acked.set_result(SimpleNamespace(topic_partition=(topic, partition), offset=len(self.changelog) - 1))

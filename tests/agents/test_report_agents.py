@@ -38,6 +38,7 @@ async def feed(app: faust.App, recorder: Recorder) -> AsyncIterator[Driver]:
 
 @pytest.fixture
 async def rows(app: faust.App, recorder: Recorder) -> AsyncIterator[Driver]:
+    app.attribution["report_writer"].send = recorder.changelog_send  # type: ignore[attr-defined]
     async with _agent(app, "report_rows").test_context() as ctx:
         yield Driver(app, ctx, recorder)
 
@@ -67,4 +68,6 @@ async def test_the_rows_agent_counts_an_outcome_once_and_publishes_the_row_each_
     assert (last["pixel_id"], last["line_item_id"], last["hour"]) == (PIXEL, None, HOUR_START)
     assert last["advertiser_id"] is not None  # the pixel's, from the config cache
     assert app.attribution["reports"].counts()["duplicate"] == 1  # type: ignore[attr-defined]
+    # The shard record is written through the table's writer: once per counted outcome, not for the repeat.
+    assert [s.topic for s in recorder.changelog] == [f"{app.conf.id}-reports-changelog"] * 2
     assert orjson.loads(published[1].value) == last

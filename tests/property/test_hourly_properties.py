@@ -114,3 +114,36 @@ def test_every_row_has_one_hour_and_a_key_naming_it(case: tuple[list[dict[str, A
         validate_row(record)
         assert record["hour"] % HOUR_MS == 0
         assert key == f"{row.pixel_id}:{row.line_item_id if row.line_item_id is not None else 'none'}:{row.hour}"
+
+
+@given(deliveries(), st.data())
+def test_a_batch_of_outcomes_leaves_the_table_and_rows_that_applying_them_one_by_one_leaves(
+    case: tuple[list[dict[str, Any]], list[dict[str, Any]]], data: st.DataObject
+) -> None:
+    _distinct, delivered = case
+    # A short retention, so that later hours expire earlier ones inside a batch too.
+    one, batched = (Reports(partitions=1, retention_ms=HOUR_MS, advertiser_of=advertiser_of) for _ in range(2))
+    single_table: dict[bytes, bytes] = {}
+    single_rows: dict[bytes, bytes] = {}
+    for record in delivered:
+        update = one.apply(orjson.dumps(record), 0, single_table.get)
+        for k in update.deletes:
+            single_table.pop(k, None)
+        single_table.update(update.writes)
+        if update.row is not None:
+            single_rows[update.row[0]] = update.row[1]
+    batch_table: dict[bytes, bytes] = {}
+    batch_rows: dict[bytes, bytes] = {}
+    rest = [orjson.dumps(r) for r in delivered]
+    while rest:
+        size = data.draw(st.integers(1, len(rest)), label="batch size")
+        batch, rest = rest[:size], rest[size:]
+        update = batched.apply_batch(batch, 0, batch_table.get)
+        assert not set(update.writes) & set(update.deletes)
+        for k in update.deletes:
+            batch_table.pop(k, None)
+        batch_table.update(update.writes)
+        batch_rows.update(update.rows)
+    assert batch_table == single_table
+    assert batch_rows == single_rows
+    assert batched.counts() == one.counts()

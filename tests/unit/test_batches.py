@@ -122,6 +122,25 @@ def test_the_app_batches_every_input_topic_touches_first_and_ticks_last() -> Non
     assert BATCH_ORDER[-1] == TICK_TOPIC
 
 
+def test_the_app_hands_the_report_agents_their_topics_in_batches_too() -> None:
+    from attribution.settings import Settings
+    from attribution.streaming import create_app
+    from attribution.streaming.reports import OUTCOME_TOPICS, UPDATES_TOPIC
+
+    app = create_app(Settings(app_id="batches-test", topic_prefix="p."))
+    batched = app.attribution_delivered.batched  # type: ignore[attr-defined]
+    assert sorted(batched, key=batched.__getitem__) == [
+        f"p.{t}" for t in (*BATCH_ORDER, *OUTCOME_TOPICS, UPDATES_TOPIC)
+    ]
+
+
+def test_an_agent_reads_a_batchs_records_or_the_one_record_handed_over_singly() -> None:
+    batch = RecordBatch(EVENTS, records(EVENTS, 4, 5), 3, delivered_for("impressions"))
+    assert batches.records_of(batch) == (batch.records, batch)
+    single = Record("impressions", 0, 9)
+    assert batches.records_of(single) == ((single,), None)
+
+
 async def test_records_of_other_topics_stay_one_message_each() -> None:
     fetched = {EVENTS: records(EVENTS, 1, 2), CONFIG: records(CONFIG, 7, 8)}
     consumer = FakeConsumer(fetched, delivered_for("impressions"))
@@ -340,6 +359,14 @@ def test_a_partition_paused_by_the_worker_or_by_faust_is_not_stalled() -> None:
     consumer._paused_partitions.add(EVENTS)
     delivered.stalled(consumer, 0.0, paused=set())
     assert delivered.stalled(consumer, STALLED_AFTER_S, paused=set()) == {}
+
+
+def test_only_the_topics_asked_for_are_checked_for_stalls() -> None:
+    delivered, consumer = stalling()
+    delivered.stalled(consumer, 0.0, paused=set(), topics={"conversions"})
+    assert delivered.stalled(consumer, STALLED_AFTER_S, paused=set(), topics={"conversions"}) == {}
+    delivered.stalled(consumer, 0.0, paused=set(), topics={"impressions"})
+    assert delivered.stalled(consumer, STALLED_AFTER_S, paused=set(), topics={"impressions"}) == {EVENTS: 3}
 
 
 def test_a_stalled_partition_is_put_back_in_fausts_fetch_set() -> None:

@@ -46,6 +46,16 @@ def test_a_failed_send_to_another_topic_is_left_to_faust() -> None:
     assert exits == []
 
 
+def test_a_table_made_after_the_guard_is_guarded_once_watched() -> None:
+    guard, exits = guard_and_exits()
+    guard.watch("attribution-reports-changelog")
+    state = guard.on_send_initiated(None, "attribution-reports-changelog", SimpleNamespace(key=b"row#3"), 5, 10)
+
+    guard.on_send_error(None, MessageSizeTooLargeError(), state)
+
+    assert exits == [EXIT_CHANGELOG_FAILED]
+
+
 def test_every_created_topic_has_an_explicit_max_message_bytes_over_1_mib() -> None:
     assert topic_configs(TopicSpec("events", 4)) == {"max.message.bytes": "1048588"}
     assert topic_configs(TopicSpec("pixels", 1, compacted=True)) == {

@@ -27,8 +27,8 @@ import mode
 
 from attribution.contract import CONFIG_TOPICS, EVENT_TOPICS, OUTPUT_TOPICS
 from attribution.settings import Settings, check_token_keys
-from attribution.streaming.batches import RecordBatch
 from attribution.streaming.batches import install as install_batches
+from attribution.streaming.batches import records_of
 from attribution.streaming.changelog import TableWriter
 from attribution.streaming.commits import STALLED_AFTER_S, unsettled
 from attribution.streaming.commits import install as install_commit_guard
@@ -39,6 +39,7 @@ from attribution.streaming.durability import ChangelogGuard
 from attribution.streaming.flow import Backpressure, pause_fetching, paused_in_client, report_lag
 from attribution.streaming.processor import Processor
 from attribution.streaming.recovery import BatchedTableManager
+from attribution.streaming.report_agents import BATCHED_TOPICS as REPORT_BATCHED_TOPICS
 from attribution.streaming.report_agents import install as install_reports
 from attribution.streaming.reports import UPDATES_TOPIC
 from attribution.streaming.topics import INTERNAL_TOPICS, REKEY_TOPIC, TICK_TOPIC, bytes_table
@@ -108,8 +109,9 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
     delivered = install_commit_guard(app)
     event_topic_names = frozenset(settings.topic(t) for t in (*EVENT_TOPICS, *INTERNAL_TOPICS))
     # The events agent gets each partition's fetched records as one event (`batches`); of one
-    # fetch, the touches first, then the re-keyed records, the conversions and the ticks.
-    install_batches(app, [settings.topic(t) for t in BATCH_ORDER])
+    # fetch, the touches first, then the re-keyed records, the conversions and the ticks. The
+    # report agents get theirs the same way.
+    install_batches(app, [settings.topic(t) for t in (*BATCH_ORDER, *REPORT_BATCHED_TOPICS)])
 
     def topic(name: str, **kw: Any) -> faust.TopicT:
         return app.topic(settings.topic(name), key_type=bytes, value_type=bytes, **kw)
@@ -131,14 +133,20 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
     ticks = topic(TICK_TOPIC, partitions=settings.partitions)
     users = bytes_table(app, "users", settings.partitions)
     cache = ConfigCache(settings)
-    # Hourly conversion reports: their own agents and table, off the events agent's path (`reports`).
-    reports, report_table = install_reports(app, settings, cache)
     # A failed state write stops the worker (and so does a lost report update: `reports`).
-    guarded = [users.changelog_topic.get_topic_name(), report_table.changelog_topic.get_topic_name()]
-    guard = ChangelogGuard([*guarded, settings.topic(UPDATES_TOPIC)])
+    guard = ChangelogGuard([users.changelog_topic.get_topic_name(), settings.topic(UPDATES_TOPIC)])
     app.sensors.add(guard)
-    # The events agent writes each batch's states through the store and the producer (`changelog`).
-    writer = TableWriter(users, lambda *args: app.producer.send(*args), unsettled(app), guard.failed)
+
+    def writer_for(table: Any) -> TableWriter:
+        # A table's writes go through its store and the producer (`changelog`), guarded.
+        guard.watch(table.changelog_topic.get_topic_name())
+        return TableWriter(table, lambda *args: app.producer.send(*args), unsettled(app), guard.failed)
+
+    writer = writer_for(users)
+    #: Per agent taking batches, its stream's queue and topics, once the agent runs (`tick`).
+    queues: dict[str, tuple[Any, frozenset[str]]] = {}
+    # Hourly conversion reports: their own agents and table, off the events agent's path (`reports`).
+    reports, report_writer = install_reports(app, settings, cache, writer_for, queues)
     names = {settings.topic(t): t for t in (*EVENT_TOPICS, *CONFIG_TOPICS, *INTERNAL_TOPICS)}
     processor = Processor(settings, names, lambda: cache.config)
     #: Called with each output's label (`processor.output_label`) once the broker acknowledged
@@ -171,7 +179,6 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
     async def follow_config() -> None:
         await cache.run()
 
-    event_queue: list[Any] = []  # the events stream's queue, once its agent runs
     last_said = [0.0]  # when the timer last logged what held conversions wait for
 
     backpressure = Backpressure({t: settings.topic(t) for t in EVENT_TOPICS})
@@ -179,8 +186,8 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
     @app.timer(TICK_INTERVAL_S)  # type: ignore[untyped-decorator]
     async def tick() -> None:
         consumer = app._consumer
-        if event_queue and consumer is not None:
-            resumed = reactivate_buffered(consumer, event_queue[0], event_topic_names)
+        for queue, topics in list(queues.values()):
+            resumed = reactivate_buffered(consumer, queue, topics) if consumer is not None else ()
             if resumed:
                 log.info("resumed fetching %d partitions left stopped after a full buffer", len(resumed))
         if consumer is not None and not app.rebalancing:
@@ -191,9 +198,10 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
             for tp, offset in delivered.lost_heads(consumer, processor.clock()).items():
                 log.error("offset %d of %s was handed to a stream but never handled: reading it again", offset, tp)
                 await consumer.seek(tp, offset)
-            queue = event_queue[0] if event_queue else None
+            queue = queues["events"][0] if "events" in queues else None
             if queue is not None and queue.qsize() <= queue.pressure_drop_size:
-                for tp, offset in delivered.stalled(consumer, processor.clock(), paused_in_client(consumer)).items():
+                stopped = paused_in_client(consumer)
+                for tp, offset in delivered.stalled(consumer, processor.clock(), stopped, event_topic_names).items():
                     log.error(
                         "%s has records to read but none reached the stream for %g s: reading again from offset %d",
                         tp,
@@ -220,15 +228,12 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
     # explicit ack), so the offset committed never passes a record that was not (`commits`).
     @app.agent(event_topic, concurrency=1, supervisor_strategy=mode.CrashingSupervisor)
     async def events(stream: faust.StreamT[bytes]) -> None:
-        event_queue[:] = [stream.channel.queue]  # type: ignore[attr-defined]
+        queues["events"] = (stream.channel.queue, event_topic_names)  # type: ignore[attr-defined]
         await cache.ready.wait()
         manual = stream.noack()  # type: ignore[attr-defined]
         async for event in manual.events():
             m = event.message
-            # A fetched batch (`batches`), or one record where records are handed over singly
-            # (Faust's test context).
-            batch = m if isinstance(m, RecordBatch) else None
-            records = batch.records if batch is not None else (m,)
+            records, batch = records_of(m)
             result = processor.handle_batch(m.topic, m.partition, records, users.get)
             # Outputs go out now (not at commit) and are acknowledged *before* the state that
             # records them is written: a crash in between redelivers the batch, which is judged
@@ -281,6 +286,7 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
         "reports": reports,
         "output_hooks": output_hooks,
         "writer": writer,
+        "report_writer": report_writer,
     }
     return app
 

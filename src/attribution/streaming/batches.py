@@ -76,6 +76,14 @@ class RecordBatch(ConsumerMessage):
         self.delivered.handled(self.tp, self.offsets[0], self.offsets[-1])
 
 
+def records_of(message: Any) -> tuple[Sequence[Any], RecordBatch | None]:
+    """The records an agent's event carries, and the batch to report handled: a `RecordBatch`'s
+    records, or the one record Faust handed over singly (its test context does)."""
+    if isinstance(message, RecordBatch):
+        return message.records, message
+    return (message,), None
+
+
 def batched_getmany(self: Any, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
     """`Consumer.getmany` of an app with `install`ed batches: one `RecordBatch` per fetched
     partition of its batched topics, one message per record of any other topic."""

@@ -176,8 +176,10 @@ class Delivered:
         acked = consumer._acked.get(tp)
         return max(acked) if acked else None
 
-    def stalled(self, consumer: Any, now: float, paused: Collection[tuple[str, int]]) -> dict[Any, int]:
-        """Partitions of the batched topics with records to read (the broker's high watermark
+    def stalled(
+        self, consumer: Any, now: float, paused: Collection[tuple[str, int]], topics: Collection[str] | None = None
+    ) -> dict[Any, int]:
+        """Partitions of the batched topics (of `topics` only, if given) with records to read (the broker's high watermark
         past the last offset handed to a stream) where no record reached a stream for
         `STALLED_AFTER_S`, although neither the worker nor Faust paused them: tp -> the first
         unhandled offset (to seek back to). A fetch that returns nothing for a partition it should
@@ -186,7 +188,8 @@ class Delivered:
         stalled = {}
         excluded = consumer._paused_partitions
         for tp in consumer.assignment():
-            if tp.topic not in self.batched or tp in excluded or (tp.topic, tp.partition) in paused:
+            watched = tp.topic in self.batched and (topics is None or tp.topic in topics)
+            if not watched or tp in excluded or (tp.topic, tp.partition) in paused:
                 self._still.pop(tp, None)
                 continue
             committed = consumer._committed_offset.get(tp)

@@ -44,8 +44,12 @@ class ChangelogGuard(faust.Sensor):
 
     def __init__(self, changelogs: Collection[str], exit: Callable[[int], Any] = os._exit, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.changelogs = frozenset(changelogs)
+        self.changelogs = set(changelogs)
         self.exit = exit
+
+    def watch(self, topic: str) -> None:
+        """Stop the worker when a write to `topic` fails too (a table made after the guard)."""
+        self.changelogs.add(topic)
 
     def on_send_initiated(self, producer: Any, topic: str, message: Any, keysize: int, valsize: int) -> Any:
         # Called for every send: a set lookup, and a tuple for changelog writes only.

@@ -56,7 +56,16 @@ from attribution.domain.hourly import add as add_to_row
 
 log = logging.getLogger(__name__)
 
-__all__ = ["OUTCOME_TOPICS", "REPORT_TOPIC", "SHARDS", "UPDATES_TOPIC", "ReportUpdate", "Reports", "report_partition"]
+__all__ = [
+    "OUTCOME_TOPICS",
+    "REPORT_TOPIC",
+    "SHARDS",
+    "UPDATES_TOPIC",
+    "BatchUpdate",
+    "ReportUpdate",
+    "Reports",
+    "report_partition",
+]
 
 #: Internal topic: outcome records re-keyed by row key.
 UPDATES_TOPIC = "report-updates"
@@ -93,6 +102,16 @@ class ReportUpdate:
     deletes: list[bytes] = field(default_factory=list)
     row: tuple[bytes, bytes] | None = None
     counted: bool = False
+
+
+@dataclass
+class BatchUpdate:
+    """What a batch of outcomes does: each table key's last value (`writes`) or its deletion
+    (`deletes`), and each row's last value (`rows`, row key -> encoded row), in first-seen order."""
+
+    writes: dict[bytes, bytes] = field(default_factory=dict)
+    deletes: list[bytes] = field(default_factory=list)
+    rows: dict[bytes, bytes] = field(default_factory=dict)
 
 
 class Reports:
@@ -181,6 +200,33 @@ class Reports:
             self.keys_by_hour.setdefault(partition, {}).setdefault(c.hour, set()).add(own)
         update.row = (c.key.encode(), encode_row(self._total(c.key, shard, part, get)))
         return update
+
+    def apply_batch(
+        self, raws: Iterable[bytes | None], partition: int, get: Callable[[bytes], bytes | None]
+    ) -> BatchUpdate:
+        """`apply` each outcome of a batch of `report-updates` partition `partition`, in order,
+        each reading what the earlier ones wrote; the table keys and rows changed, once each.
+
+        Writing a key once per batch is what one write per outcome would leave, and so is
+        publishing a row once: rows only grow and the topic is compacted. The count and the
+        memory of what it counted still change together, in one table record."""
+        changed: dict[bytes, bytes | None] = {}
+
+        def read(key: bytes) -> bytes | None:
+            return changed[key] if key in changed else get(key)
+
+        rows: dict[bytes, bytes] = {}
+        for raw in raws:
+            update = self.apply(raw, partition, read)
+            changed.update(dict.fromkeys(update.deletes))
+            changed.update(update.writes)
+            if update.row is not None:
+                rows[update.row[0]] = update.row[1]
+        return BatchUpdate(
+            writes={k: v for k, v in changed.items() if v is not None},
+            deletes=[k for k, v in changed.items() if v is None],
+            rows=rows,
+        )
 
     def _total(self, row_key: str, shard: int, part: Row, get: Callable[[bytes], bytes | None]) -> Row:
         total = part
