@@ -90,6 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--only", default="", help="comma-separated phases: replay,raw,faust,rocksdb,memory,memory2,latency,recovery"
     )
     parser.add_argument("--keep", action="store_true", help="keep the topics and the work directory")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="rounds of the throughput contenders; each keeps its median run"
+    )
     args = parser.parse_args(argv)
     base = SMOKE if args.smoke else FULL
     size = Size(
@@ -108,6 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     only = {p for p in args.only.split(",") if p}
     bench = Bench(size, args.seed, workdir, args.profile, only)
     bench.latency_rate = args.latency_rate
+    bench.repeat = max(1, args.repeat)
     command = "python -m bench.stream_bench " + " ".join(argv if argv is not None else sys.argv[1:])
 
     async def go() -> dict[str, Any]:

@@ -1,11 +1,11 @@
 """The throughput targets in one run: each measure, its target, the figure, met or not.
 
-    python -m bench.targets            # stream 150,000 events; replay 1M (project, heavy) and 10M; ~15 min
+    python -m bench.targets            # stream 150,000 events, 3 rounds; replay 1M (project, heavy) and 10M; ~20 min
     python -m bench.targets --quick    # stream 20,000 events; replay 100,000 and 1M; ~3 min
 
 It runs the two harnesses and reads their figures: the stream harness (`bench.stream_bench`: raw
-aiokafka, bare Faust, the worker with each store, two workers, latency at half the memory worker's
-backlog rate) against a broker on 127.0.0.1:9092 (`make kafka-up`), and the replay harness
+aiokafka, bare Faust, the worker with each store, two workers, each the median of 3 rounds; latency
+at half the memory worker's backlog rate) against a broker on 127.0.0.1:9092 (`make kafka-up`), and the replay harness
 (`bench.replay_scale`: each measurement in its own process, so its peak RSS is its own). Every
 ratio is taken against a baseline measured in the same run. The 10-million-event traffic file is
 written on first use (about 2.7 GB in `bench/out/`).
@@ -36,8 +36,9 @@ class Row:
     met: bool
 
 
-def stream_figures(events: int, users: int, latency_s: float) -> dict[str, Any]:
-    """The stream harness's JSON for raw, bare Faust, both stores, two workers and latency."""
+def stream_figures(events: int, users: int, latency_s: float, repeat: int = 1) -> dict[str, Any]:
+    """The stream harness's JSON for raw, bare Faust, both stores, two workers and latency; each
+    throughput contender's median of `repeat` rounds."""
     cmd = [
         sys.executable,
         "-m",
@@ -51,6 +52,8 @@ def stream_figures(events: int, users: int, latency_s: float) -> dict[str, Any]:
         "--only",
         "raw,faust,rocksdb,memory,memory2,latency",
         "--json",
+        "--repeat",
+        str(repeat),
     ]
     done = subprocess.run(cmd, capture_output=True, check=True)
     result: dict[str, Any] = orjson.loads(done.stdout)
@@ -125,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream = stream_figures(20_000, 5_000, 10)
         replay = replay_rows(100_000, 1_000_000)
     else:
-        stream = stream_figures(150_000, 15_000, 30)
+        stream = stream_figures(150_000, 15_000, 30, repeat=3)
         replay = replay_rows(1_000_000, 10_000_000)
     if args.quick:
         print("Quick sizes: start-up weighs on every contender differently; not figures to quote.\n")

@@ -50,25 +50,33 @@ def run_replay(bench: Bench, replay_file: Path) -> RunResult:
     return result
 
 
-async def run_passthrough(bench: Bench, kind: str) -> RunResult:
-    """`bench.passthrough_raw` (`kind` "raw") or `bench.passthrough_faust` ("faust") into `pt-<kind>`."""
-    out = bench.topic(f"pt-{kind}")
+def _attempt(attempt: int) -> str:
+    """The suffix of a repeated run's group, app id and output topic (the first run has none)."""
+    return f"-r{attempt + 1}" if attempt else ""
+
+
+async def run_passthrough(bench: Bench, kind: str, attempt: int = 0) -> RunResult:
+    """`bench.passthrough_raw` (`kind` "raw") or `bench.passthrough_faust` ("faust") into `pt-<kind>`;
+    a repeated run (`attempt` > 0) has its own group and output topic."""
+    out = bench.topic(f"pt-{kind}{_attempt(attempt)}")
     await bench.kafka.create([out])
     inputs = [bench.topic(t) for t in EVENT_TOPICS]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     if kind == "raw":
         cmd = [sys.executable, "-m", "bench.passthrough_raw", "--broker", BROKER]
-        cmd += ["--group", f"{bench.prefix}pt-raw", "--out", out, *inputs]
+        cmd += ["--group", f"{bench.prefix}pt-raw{_attempt(attempt)}", "--out", out, *inputs]
     else:
-        data_dir = bench.workdir / "pt-faust"
+        data_dir = bench.workdir / f"pt-faust{_attempt(attempt)}"
+        app_id = f"{bench.prefix}pt-faust{_attempt(attempt)}"
         cmd = [sys.executable, "-m", "bench.passthrough_faust", "--broker", BROKER]
-        cmd += ["--app-id", f"{bench.prefix}pt-faust", "--data-dir", str(data_dir), "--out", out, *inputs]
+        cmd += ["--app-id", app_id, "--data-dir", str(data_dir), "--out", out, *inputs]
     name = f"passthrough-{kind}"
-    log(f"{name} ...")
+    label = f"{name}{_attempt(attempt)}"
+    log(f"{label} ...")
     out_tps = await bench.kafka.tps([out])
-    log_path = bench.workdir / f"{name}.log"
+    log_path = bench.workdir / f"{label}.log"
     proc = launch(cmd, env, log_path)
-    bench.sampler.watch(name, proc.pid)
+    bench.sampler.watch(label, proc.pid)
     profiler = bench.profile(name, proc.pid)
     try:
         deadline = time.monotonic() + bench.size.timeout_s
@@ -87,17 +95,18 @@ async def run_passthrough(bench: Bench, kind: str) -> RunResult:
     written = [tp for tp in out_tps if ends[tp] > begins[tp]]
     firsts = await timestamps_at(bench.settings, {tp: begins[tp] for tp in written})
     lasts = await timestamps_at(bench.settings, {tp: ends[tp] - 1 for tp in written})
-    return bench.result(name, min(firsts.values()), max(lasts.values()), rss)
+    return bench.result(name, min(firsts.values()), max(lasts.values()), rss, label=label)
 
 
 async def run_worker(
-    bench: Bench, store: str, keep: bool = False, workers: int = 1
+    bench: Bench, store: str, keep: bool = False, workers: int = 1, attempt: int = 0
 ) -> tuple[RunResult, subprocess.Popen[bytes]]:
     """One run of `workers` worker processes in one consumer group over the whole input; CPU and
     peak memory are summed over the processes. Returns the first process too, still running if
-    `keep` (the others are stopped)."""
+    `keep` (the others are stopped). A repeated run (`attempt` > 0) has its own app id
+    (`extra["app_id"]`), so it reads the whole input again."""
     name = f"worker-{store.split(':')[0]}" + (f"-x{workers}" if workers > 1 else "")
-    app_id = f"{bench.prefix}{name}"
+    app_id = f"{bench.prefix}{name}{_attempt(attempt)}"
     log(f"{name} ...")
     input_tps = await bench.kafka.tps(bench.topic(t) for t in EVENT_TOPICS)
     input_ends = await bench.kafka.end_offsets(input_tps)
@@ -106,13 +115,13 @@ async def run_worker(
     procs: list[subprocess.Popen[bytes]] = []
     logs: list[Path] = []
     for i in range(workers):
-        member = name if i == 0 else f"{name}#{i + 1}"
+        member = f"{name}{_attempt(attempt)}" + (f"#{i + 1}" if i else "")
         env = bench.worker_env(app_id, store, bench.workdir / member.replace("#", "-"))
         logs.append(bench.workdir / f"{member.replace('#', '-')}.log")
         procs.append(launch([ATTRIBUTION, "worker", "-l", "info"], env, logs[-1]))
         log(f"{member}: pid {procs[-1].pid}, log {logs[-1]}")
         bench.sampler.watch(member, procs[-1].pid)
-    proc, log_path, data_dir = procs[0], logs[0], bench.workdir / name
+    proc, log_path, data_dir = procs[0], logs[0], bench.workdir / f"{name}{_attempt(attempt)}"
     profiler = bench.profile(name, proc.pid)
     try:
         deadline = time.monotonic() + bench.size.timeout_s
@@ -145,8 +154,10 @@ async def run_worker(
             stop(p)
         raise
     stop_profile(profiler)
-    result = bench.result(name, min(firsts.values()), max(lasts.values()), rss, members=workers)
+    label = f"{name}{_attempt(attempt)}"
+    result = bench.result(name, min(firsts.values()), max(lasts.values()), rss, members=workers, label=label)
     result.outcomes = len(outcome_ids)
+    result.extra["app_id"] = app_id
     result.extra["output_records"] = len(records)
     result.extra["changelog_records"] = sum(cl_end[tp] - cl_begin[tp] for tp in changelog)
     if bench.expected_outcomes is not None and result.outcomes != bench.expected_outcomes:

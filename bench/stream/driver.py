@@ -16,6 +16,15 @@ from bench.stream.processes import stop
 from bench.stream.run import Bench, RunResult
 
 
+def median(results: list[RunResult]) -> RunResult:
+    """The run of median rate (the lower middle of an even count), with every run's rate in
+    `extra["rates"]` when there were several."""
+    chosen = sorted(results, key=lambda r: r.rate)[(len(results) - 1) // 2]
+    if len(results) > 1:
+        chosen.extra["rates"] = [round(r.rate, 1) for r in results]
+    return chosen
+
+
 async def run(bench: Bench) -> dict[str, Any]:
     """The results of every wanted phase (the JSON document of `--json`, without command and size)."""
     await bench.kafka.start()
@@ -36,25 +45,37 @@ async def run(bench: Bench) -> dict[str, Any]:
         replay_file = await produce_inputs(bench)
         if bench.wants("replay"):
             runs.append(run_replay(bench, replay_file))
-        if bench.wants("raw"):
-            await quietly()
-            runs.append(await run_passthrough(bench, "raw"))
-        if bench.wants("faust"):
-            await quietly()
-            runs.append(await run_passthrough(bench, "faust"))
-        if bench.wants("rocksdb"):
-            await quietly()
-            runs.append((await run_worker(bench, "rocksdb://"))[0])
-        if bench.wants("memory2"):
-            await quietly()
-            runs.append((await run_worker(bench, "memory://", workers=2))[0])
+        # The throughput contenders in rounds (`--repeat`), each contender once per round, so that
+        # a slower stretch of the machine falls on all of them; each keeps its median run.
+        rounds: dict[str, list[RunResult]] = {}
         memory: RunResult | None = None
-        if bench.wants("memory") or bench.wants("latency") or bench.wants("recovery"):
-            await quietly()
-            memory, worker = await run_worker(bench, "memory://", keep=True)
-            runs.append(memory)
-            bench.results["state"] = await measure_state(bench, f"{bench.prefix}worker-memory")
-            log(f"state: {bench.results['state']}")
+        wants_memory = bench.wants("memory") or bench.wants("latency") or bench.wants("recovery")
+        for attempt in range(bench.repeat):
+            last = attempt == bench.repeat - 1
+            for kind in ("raw", "faust"):
+                if bench.wants(kind):
+                    await quietly()
+                    rounds.setdefault(kind, []).append(await run_passthrough(bench, kind, attempt))
+            if bench.wants("rocksdb"):
+                await quietly()
+                rounds.setdefault("rocksdb", []).append((await run_worker(bench, "rocksdb://", attempt=attempt))[0])
+            if bench.wants("memory2"):
+                await quietly()
+                pair = (await run_worker(bench, "memory://", workers=2, attempt=attempt))[0]
+                rounds.setdefault("memory2", []).append(pair)
+            if wants_memory:
+                await quietly()
+                # The last round's memory worker stays up for the state and latency phases.
+                one, proc = await run_worker(bench, "memory://", keep=last, attempt=attempt)
+                rounds.setdefault("memory", []).append(one)
+                if last:
+                    worker = proc
+                    bench.results["state"] = await measure_state(bench, one.extra["app_id"])
+                    log(f"state: {bench.results['state']}")
+        for kind in ("raw", "faust", "rocksdb", "memory2", "memory"):
+            if kind in rounds:
+                runs.append(median(rounds[kind]))
+        memory = median(rounds["memory"]) if "memory" in rounds else None
         if bench.wants("latency") and memory is not None and worker is not None:
             rate = bench.latency_rate or memory.rate / 2
             bench.results["latency"] = await measure_latency(bench, rate, worker)

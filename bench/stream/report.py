@@ -30,6 +30,9 @@ def markdown(results: dict[str, Any], command: str) -> str:
             f"| {_num(r['cpu_ms_per_1k'], '.1f')} | {r['rss_mib']:.0f} | {_num(r['broker_cpu_ms_per_1k'], '.1f')} "
             f"| {_num(r['machine_busy_pct'], '.0f', '%')} | {_num(r['outcomes'], 'd')} |"
         )
+    rounds = [f"{r['name']} {', '.join(f'{x:,.0f}' for x in r['rates'])}" for r in results["runs"] if "rates" in r]
+    if rounds:
+        lines.append("\nEach row is its contender's median round; the rounds (events/s): " + "; ".join(rounds) + ".")
     lines.append(f"\nReplay's distinct conversion outcomes: {results['expected_outcomes']}.")
     by_name = {r["name"]: r for r in results["runs"]}
     one, two = by_name.get("worker-memory"), by_name.get("worker-memory-x2")

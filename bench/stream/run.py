@@ -75,6 +75,7 @@ class Bench:
         self.expected_outcomes: int | None = None
         self.latest_states: list[bytes] = []
         self.latency_rate: float | None = None  # events/s of the latency phase; default: half the saturation
+        self.repeat = 1  # rounds of the throughput contenders; each keeps its median run
 
     def wants(self, phase: str) -> bool:
         return not self.only or phase in self.only
@@ -96,12 +97,16 @@ class Bench:
             "ATTRIBUTION_WEB_PORT": str(processes.free_port()),
         }
 
-    def result(self, name: str, first_ms: int, last_ms: int, rss: int, members: int = 1) -> RunResult:
+    def result(
+        self, name: str, first_ms: int, last_ms: int, rss: int, members: int = 1, label: str | None = None
+    ) -> RunResult:
         """The figures of contender `name` (and its `members - 1` other processes, `name#2`...)
-        over the window between two CreateTimes (ms)."""
+        over the window between two CreateTimes (ms); its processes were sampled as `label`
+        (`label#2`...), by default `name`."""
         t0, t1 = first_ms / 1000, last_ms / 1000
         wall = max(t1 - t0, 1e-3)
-        cpu = sum(self.sampler.between(name if i == 0 else f"{name}#{i + 1}", t0, t1) for i in range(members))
+        watched = label or name
+        cpu = sum(self.sampler.between(watched if i == 0 else f"{watched}#{i + 1}", t0, t1) for i in range(members))
         broker = self.sampler.between("broker", t0, t1) if self.broker_pid else math.nan
         busy = self.sampler.between("@busy", t0, t1) / max(self.sampler.between("@total", t0, t1), 1e-9)
         result = RunResult(name, self.inputs, wall, cpu, rss, broker, busy)
