@@ -24,11 +24,18 @@ from pathlib import Path
 import orjson
 
 from attribution.contract import EVENT_TOPICS, OUTPUT_TOPICS
-from bench.stream.common import ATTRIBUTION, BROKER, OUTCOME_TOPICS, ROOT, log
+from attribution.settings import Settings
+from attribution.streaming.reports import UPDATES_TOPIC
+from attribution.streaming.topics import INTERNAL_TOPICS, create_topics
+from bench.stream.common import ATTRIBUTION, BROKER, OUTCOME_TOPICS, PARTITIONS, ROOT, log
+from bench.stream.inputs import copy_inputs
 from bench.stream.kafka import read_range, timestamps_at
 from bench.stream.measure import dir_size, vm_hwm_bytes
 from bench.stream.processes import launch, stop, stop_profile, tail
 from bench.stream.run import Bench, RunResult
+
+#: The worker's own topics besides the outcomes: report updates, re-keyed records, ticks.
+WORKER_INTERNAL_TOPICS = (UPDATES_TOPIC, *INTERNAL_TOPICS)
 
 
 def run_replay(bench: Bench, replay_file: Path) -> RunResult:
@@ -108,19 +115,42 @@ async def run_worker(
     name = f"worker-{store.split(':')[0]}" + (f"-x{workers}" if workers > 1 else "")
     app_id = f"{bench.prefix}{name}{_attempt(attempt)}"
     log(f"{name} ...")
-    input_tps = await bench.kafka.tps(bench.topic(t) for t in EVENT_TOPICS)
-    input_ends = await bench.kafka.end_offsets(input_tps)
-    out_tps = await bench.kafka.tps(bench.topic(t) for t in OUTPUT_TOPICS)
+    settings = bench.settings
+    if workers > 1:
+        # Several workers read topics of their own, filled once their group is stable: measured
+        # from a backlog like one worker, without the rebalance of a member joining late.
+        prefix = f"{bench.prefix}x{workers}{_attempt(attempt)}-"
+        settings = Settings(broker=BROKER, topic_prefix=prefix, partitions=PARTITIONS)
+        await create_topics(settings)
+        await copy_inputs(bench, settings, "config")
+    topic = settings.topic
+    out_tps = await bench.kafka.tps(topic(t) for t in OUTPUT_TOPICS)
     out_before = await bench.kafka.end_offsets(out_tps)
+    # The topics the worker reads besides the inputs (the outcomes its report agents count, the
+    # report updates, re-keyed records and ticks) hold what earlier contenders wrote: the worker's
+    # group starts at their end, so that every contender does the same work.
+    own = [topic(t) for t in (*OUTCOME_TOPICS, *WORKER_INTERNAL_TOPICS)]
+    await bench.kafka.start_group_at_end(app_id, await bench.kafka.tps(own))
     procs: list[subprocess.Popen[bytes]] = []
     logs: list[Path] = []
     for i in range(workers):
         member = f"{name}{_attempt(attempt)}" + (f"#{i + 1}" if i else "")
-        env = bench.worker_env(app_id, store, bench.workdir / member.replace("#", "-"))
+        env = bench.worker_env(app_id, store, bench.workdir / member.replace("#", "-"), prefix=settings.topic_prefix)
         logs.append(bench.workdir / f"{member.replace('#', '-')}.log")
         procs.append(launch([ATTRIBUTION, "worker", "-l", "info"], env, logs[-1]))
         log(f"{member}: pid {procs[-1].pid}, log {logs[-1]}")
         bench.sampler.watch(member, procs[-1].pid)
+    if workers > 1:
+        try:
+            waited = await bench.kafka.wait_stable(app_id, workers, bench.size.timeout_s)
+            log(f"{name}: group stable with {workers} members after {waited:.1f} s; producing its inputs")
+            await copy_inputs(bench, settings, "events")
+        except BaseException:
+            for p in procs:
+                stop(p)
+            raise
+    input_tps = await bench.kafka.tps(topic(t) for t in EVENT_TOPICS)
+    input_ends = await bench.kafka.end_offsets(input_tps)
     proc, log_path, data_dir = procs[0], logs[0], bench.workdir / f"{name}{_attempt(attempt)}"
     profiler = bench.profile(name, proc.pid)
     try:
@@ -136,7 +166,7 @@ async def run_worker(
         # The outcomes are acknowledged before the offsets are committed: all there by now.
         out_after = await bench.kafka.end_offsets(out_tps)
         records = await read_range(bench.settings, out_before, out_after)
-        outcome_topics = {bench.topic(t) for t in OUTCOME_TOPICS}
+        outcome_topics = {topic(t) for t in OUTCOME_TOPICS}
         outcome_ids = {
             orjson.loads(r.value)["conversion_id"] for r in records if r.value is not None and r.topic in outcome_topics
         }

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from attribution.contract import CONFIG_TOPICS, EVENT_TOPICS
+from attribution.settings import Settings
 from attribution.streaming.topics import create_topics
 from attribution.synth import TrafficSpec, config_records, events
 from bench import generate
@@ -88,3 +89,29 @@ async def produce_inputs(bench: Bench) -> Path:
         "produce_s": round(elapsed, 1),
     }
     return replay_file
+
+
+async def copy_inputs(bench: Bench, settings: Settings, part: str) -> int:
+    """Produce the run's inputs again, from its replay file, into the topics of `settings` (another
+    prefix), each record on the partition it had: `part` "config" (the config records) or "events"
+    (the events and sentinels). Returns the records produced."""
+    producer = bulk_producer(settings)
+    await producer.start()
+    n = 0
+    try:
+        bulk = Bulk(producer)
+        with open(bench.workdir / "inputs.jsonl", "rb") as f:
+            for line in f:
+                record = orjson.loads(line)
+                topic = record["topic"]
+                if (topic in CONFIG_TOPICS) != (part == "config"):
+                    continue
+                key = record["key"].encode()
+                value = record["value"]
+                partition = 0 if topic in CONFIG_TOPICS else partition_of(key)
+                await bulk.add(settings.topic(topic), partition, key, None if value is None else orjson.dumps(value))
+                n += 1
+        await bulk.flush()
+    finally:
+        await producer.stop()
+    return n

@@ -132,6 +132,35 @@ class Kafka:
             total += end - (meta.offset if meta is not None and meta.offset >= 0 else 0)
         return total
 
+    async def start_group_at_end(self, group: str, tps: Sequence[TopicPartition]) -> None:
+        """Commit, for the new consumer group `group`, the current end of each of `tps`: its
+        members then read only what is written to them from now on."""
+        ends = await self.end_offsets(tps)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.bootstrap_servers, group_id=group, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            consumer.assign(list(tps))
+            await consumer.commit(dict(ends))
+        finally:
+            await consumer.stop()
+
+    async def wait_stable(self, group: str, members: int, timeout_s: float) -> float:
+        """Wait until consumer group `group` is Stable with `members` members; returns the seconds
+        waited. RuntimeError after `timeout_s`."""
+        start = time.monotonic()
+        while True:
+            with contextlib.suppress(Exception):
+                [response] = await self.admin.describe_consumer_groups([group])
+                # DescribeGroups: (error_code, group_id, state, protocol_type, protocol, members, ...)
+                described = response.groups[0]
+                if described[2] == "Stable" and len(described[5]) == members:
+                    return time.monotonic() - start
+            if time.monotonic() - start > timeout_s:
+                raise RuntimeError(f"group {group} not stable with {members} members in {timeout_s:g} s")
+            await asyncio.sleep(0.2)
+
     async def delete_prefix(self, prefix: str) -> int:
         """Delete every topic whose name starts with `prefix`; returns how many."""
         names = [t for t in await self.admin.list_topics() if t.startswith(prefix)]
