@@ -77,9 +77,11 @@ async def measure_latency(bench: Bench, rate: float, worker: subprocess.Popen[by
     total_s = size.warmup_s + size.latency_s + 1.0  # + 1 s of touches only
     n = max(1, int(rate * total_s))
     start_ms = bench.last_ts + 2
-    spec = TrafficSpec(
-        users=size.users, events=n, seed=bench.seed + 1, start_ms=start_ms, duration_ms=int(total_s * 1000)
-    )
+    # As many events per user as the run's inputs have (the backlog the saturation rate is measured
+    # on): users seen every second or so would hold states many times the backlog's, and every
+    # event's cost grows with its user's state.
+    users = max(size.users, n * size.users // size.events)
+    spec = TrafficSpec(users=users, events=n, seed=bench.seed + 1, start_ms=start_ms, duration_ms=int(total_s * 1000))
     tail_from_ms = start_ms + int((size.warmup_s + size.latency_s) * 1000)
     warm_until_ms = start_ms + int(size.warmup_s * 1000)
     plan: list[tuple[str, bytes, bytes, int, str | None, bool]] = []

@@ -38,3 +38,17 @@ def test_the_table_has_a_line_per_measure() -> None:
     text = table([Row("a", ">= 1", "2", True), Row("b", "< 3", "4", False)])
 
     assert text.splitlines()[2:] == ["| a | >= 1 | 2 | yes |", "| b | < 3 | 4 | no |"]
+
+
+def test_a_contender_run_in_rounds_keeps_its_median_round_and_lists_every_rate() -> None:
+    from bench.stream.driver import median
+    from bench.stream.run import RunResult
+
+    def run(wall_s: float) -> RunResult:
+        return RunResult("worker-memory", 150_000, wall_s, 6.0, 0, 0.5, 0.5)
+
+    chosen = median([run(6.0), run(10.0), run(5.0)])
+
+    assert chosen.rate == 150_000 / 6.0
+    assert chosen.extra["rates"] == [25_000.0, 15_000.0, 30_000.0]
+    assert "rates" not in median([run(6.0)]).extra
