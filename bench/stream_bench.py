@@ -4,6 +4,7 @@
     python -m bench.stream_bench --events 200000      # smaller
     python -m bench.stream_bench --smoke              # tiny, well under a minute (the test suite runs it)
     python -m bench.stream_bench --json               # machine-readable results on stdout
+    python -m bench.stream_bench --repeat 3           # 3 rounds of the throughput contenders, medians
     python -m bench.stream_bench --profile bench/out  # py-spy profiles of the worker and passthroughs
 
 Needs the local broker (`make kafka-up`, 127.0.0.1:9092 or `KAFKA_BROKER`). Every run uses its own
@@ -19,8 +20,13 @@ What it does, in one run:
    (1) a raw aiokafka consume -> produce passthrough (`bench.passthrough_raw`), (2) a bare Faust
    agent passthrough (`bench.passthrough_faust`), (3) the attribution worker with the RocksDB store
    and with the memory store (`attribution worker`), at-least-once as shipped, and two memory-store
-   worker processes in one consumer group (`memory2`: CPU and memory summed over both); and
-   (4) `replay` over the replay file (`bench.stream_replay`).
+   worker processes in one consumer group (`memory2`: CPU and memory summed over both; they read
+   topics of their own, into which the inputs are copied once their group is stable, so that no
+   rebalance falls in the measured window); and (4) `replay` over the replay file
+   (`bench.stream_replay`). Each worker's group starts at the end of the topics earlier
+   contenders wrote and it reads too (outcomes, report updates, re-keys, ticks). With `--repeat N`
+   the throughput contenders run in N rounds, each once per round, and each keeps its median
+   round; each contender starts once the machine is quiet.
    Throughput = input records / wall time from the first record consumed to the last output
    acknowledged, both read from the broker: the CreateTime of the first and last record each run
    wrote (outputs, and for the worker its state changelog, whose first record is written while the
@@ -32,8 +38,9 @@ What it does, in one run:
    Every worker run must give exactly replay's number of distinct conversion outcomes.
 3. State: the latest value per key of the memory worker's users changelog (what a recovering worker
    reads), in bytes per active user; and the RocksDB worker's data directory size per user.
-4. Latency: with the memory worker still running, new traffic (same users, later timestamps, event
-   time advancing with the wall clock) is produced at a steady rate, half the memory worker's
+4. Latency: with the memory worker still running, new traffic (as many events per user as the
+   inputs, over the same users and more as the rate needs; later timestamps, event time advancing
+   with the wall clock) is produced at a steady rate, half the memory worker's
    measured throughput, with touches flowing; each conversion's produce time is kept, and its
    outcome's arrival on a consumer of the outcome topics gives the end-to-end latency, event-time
    holding included. The first seconds are warm-up and not measured; the last second carries

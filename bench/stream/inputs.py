@@ -91,27 +91,32 @@ async def produce_inputs(bench: Bench) -> Path:
     return replay_file
 
 
-async def copy_inputs(bench: Bench, settings: Settings, part: str) -> int:
-    """Produce the run's inputs again, from its replay file, into the topics of `settings` (another
-    prefix), each record on the partition it had: `part` "config" (the config records) or "events"
-    (the events and sentinels). Returns the records produced."""
+def input_records(bench: Bench, part: str) -> list[tuple[str, int, bytes, bytes | None]]:
+    """The run's inputs from its replay file, as (topic by default name, partition, key, value):
+    `part` "config" (the config records, on partition 0) or "events" (the events and sentinels,
+    each on the partition it had)."""
+    out: list[tuple[str, int, bytes, bytes | None]] = []
+    with open(bench.workdir / "inputs.jsonl", "rb") as f:
+        for line in f:
+            record = orjson.loads(line)
+            topic = record["topic"]
+            if (topic in CONFIG_TOPICS) != (part == "config"):
+                continue
+            key = record["key"].encode()
+            value = record["value"]
+            partition = 0 if topic in CONFIG_TOPICS else partition_of(key)
+            out.append((topic, partition, key, None if value is None else orjson.dumps(value)))
+    return out
+
+
+async def produce_records(settings: Settings, records: list[tuple[str, int, bytes, bytes | None]]) -> None:
+    """Produce `records` (from `input_records`) into the topics of `settings`."""
     producer = bulk_producer(settings)
     await producer.start()
-    n = 0
     try:
         bulk = Bulk(producer)
-        with open(bench.workdir / "inputs.jsonl", "rb") as f:
-            for line in f:
-                record = orjson.loads(line)
-                topic = record["topic"]
-                if (topic in CONFIG_TOPICS) != (part == "config"):
-                    continue
-                key = record["key"].encode()
-                value = record["value"]
-                partition = 0 if topic in CONFIG_TOPICS else partition_of(key)
-                await bulk.add(settings.topic(topic), partition, key, None if value is None else orjson.dumps(value))
-                n += 1
+        for topic, partition, key, value in records:
+            await bulk.add(settings.topic(topic), partition, key, value)
         await bulk.flush()
     finally:
         await producer.stop()
-    return n
