@@ -10,6 +10,8 @@ Topology (docs/design.md, Architecture):
 * `config` agent: pixels and line items, only to dead-letter invalid records once cluster-wide;
   every worker's `ConfigCache` reads the same topics in full to judge conversions.
 * `users` table: user_id -> encoded `UserState`, changelogged, memory or RocksDB store.
+* report agents (`report_agents`): outcomes -> `report-updates` -> `reports` table ->
+  `conversion-reports`, each also a fetched batch per event.
 * a timer that sends a tick to a partition whose held conversions outlived the bounded wait, since
   table writes only work inside stream iteration.
 """
@@ -186,10 +188,11 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
     @app.timer(TICK_INTERVAL_S)  # type: ignore[untyped-decorator]
     async def tick() -> None:
         consumer = app._consumer
-        for queue, topics in list(queues.values()):
-            resumed = reactivate_buffered(consumer, queue, topics) if consumer is not None else ()
-            if resumed:
-                log.info("resumed fetching %d partitions left stopped after a full buffer", len(resumed))
+        if consumer is not None:
+            for queue, topics in list(queues.values()):
+                resumed = reactivate_buffered(consumer, queue, topics)
+                if resumed:
+                    log.info("resumed fetching %d partitions left stopped after a full buffer", len(resumed))
         if consumer is not None and not app.rebalancing:
             # Event time needs to know which touch partitions are behind (`event_time`, `flow`).
             report_lag(consumer, processor.time, names, processor.clock())
