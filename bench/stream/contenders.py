@@ -118,8 +118,9 @@ async def run_worker(
     settings = bench.settings
     copied: list[tuple[str, int, bytes, bytes | None]] = []
     if workers > 1:
-        # Several workers read topics of their own, filled once their group is stable: measured
-        # from a backlog like one worker, without the rebalance of a member joining late.
+        # Several workers read topics of their own, filled once their group is stable, so that no
+        # rebalance (a member joining late) falls in the measured window; the inputs arrive during
+        # it, where one worker reads a backlog already there (BENCHMARKS.md says so).
         prefix = f"{bench.prefix}x{workers}{_attempt(attempt)}-"
         settings = Settings(broker=BROKER, topic_prefix=prefix, partitions=PARTITIONS)
         await create_topics(settings)
