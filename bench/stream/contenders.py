@@ -28,7 +28,7 @@ from attribution.settings import Settings
 from attribution.streaming.reports import UPDATES_TOPIC
 from attribution.streaming.topics import INTERNAL_TOPICS, create_topics
 from bench.stream.common import ATTRIBUTION, BROKER, OUTCOME_TOPICS, PARTITIONS, ROOT, log
-from bench.stream.inputs import input_records, produce_records
+from bench.stream.inputs import Records, input_records, produce_records
 from bench.stream.kafka import read_range, timestamps_at
 from bench.stream.measure import dir_size, vm_hwm_bytes
 from bench.stream.processes import launch, stop, stop_profile, tail
@@ -116,7 +116,7 @@ async def run_worker(
     app_id = f"{bench.prefix}{name}{_attempt(attempt)}"
     log(f"{name} ...")
     settings = bench.settings
-    copied: list[tuple[str, int, bytes, bytes | None]] = []
+    copied: Records = []
     if workers > 1:
         # Several workers read topics of their own, filled once their group is stable, so that no
         # rebalance (a member joining late) falls in the measured window; the inputs arrive during
@@ -124,9 +124,9 @@ async def run_worker(
         prefix = f"{bench.prefix}x{workers}{_attempt(attempt)}-"
         settings = Settings(broker=BROKER, topic_prefix=prefix, partitions=PARTITIONS)
         await create_topics(settings)
-        await produce_records(settings, input_records(bench, "config"))
         # Made ready now: the copy's own CPU stays out of the measured window.
-        copied = input_records(bench, "events")
+        config, copied = input_records(bench)
+        await produce_records(settings, config)
     topic = settings.topic
     out_tps = await bench.kafka.tps(topic(t) for t in OUTPUT_TOPICS)
     out_before = await bench.kafka.end_offsets(out_tps)

@@ -48,7 +48,6 @@ async def run(bench: Bench) -> dict[str, Any]:
         # The throughput contenders in rounds (`--repeat`), each contender once per round, so that
         # a slower stretch of the machine falls on all of them; each keeps its median run.
         rounds: dict[str, list[RunResult]] = {}
-        memory: RunResult | None = None
         wants_memory = bench.wants("memory") or bench.wants("latency") or bench.wants("recovery")
         for attempt in range(bench.repeat):
             last = attempt == bench.repeat - 1

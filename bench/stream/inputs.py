@@ -91,25 +91,28 @@ async def produce_inputs(bench: Bench) -> Path:
     return replay_file
 
 
-def input_records(bench: Bench, part: str) -> list[tuple[str, int, bytes, bytes | None]]:
+Records = list[tuple[str, int, bytes, bytes | None]]
+
+
+def input_records(bench: Bench) -> tuple[Records, Records]:
     """The run's inputs from its replay file, as (topic by default name, partition, key, value):
-    `part` "config" (the config records, on partition 0) or "events" (the events and sentinels,
-    each on the partition it had)."""
-    out: list[tuple[str, int, bytes, bytes | None]] = []
+    the config records (on partition 0), and the events and sentinels (each on the partition it
+    had)."""
+    config: Records = []
+    events: Records = []
     with open(bench.workdir / "inputs.jsonl", "rb") as f:
         for line in f:
             record = orjson.loads(line)
-            topic = record["topic"]
-            if (topic in CONFIG_TOPICS) != (part == "config"):
-                continue
-            key = record["key"].encode()
-            value = record["value"]
-            partition = 0 if topic in CONFIG_TOPICS else partition_of(key)
-            out.append((topic, partition, key, None if value is None else orjson.dumps(value)))
-    return out
+            topic, key, value = record["topic"], record["key"].encode(), record["value"]
+            raw = None if value is None else orjson.dumps(value)
+            if topic in CONFIG_TOPICS:
+                config.append((topic, 0, key, raw))
+            else:
+                events.append((topic, partition_of(key), key, raw))
+    return config, events
 
 
-async def produce_records(settings: Settings, records: list[tuple[str, int, bytes, bytes | None]]) -> None:
+async def produce_records(settings: Settings, records: Records) -> None:
     """Produce `records` (from `input_records`) into the topics of `settings`."""
     producer = bulk_producer(settings)
     await producer.start()

@@ -179,8 +179,8 @@ class Delivered:
     def stalled(
         self, consumer: Any, now: float, paused: Collection[tuple[str, int]], topics: Collection[str] | None = None
     ) -> dict[Any, int]:
-        """Partitions of the batched topics (of `topics` only, if given) with records to read (the broker's high watermark
-        past the last offset handed to a stream) where no record reached a stream for
+        """Partitions of the batched topics (of `topics` only, if given) with records to read (the
+        broker's high watermark past the last offset handed to a stream) where no record reached a stream for
         `STALLED_AFTER_S`, although neither the worker nor Faust paused them: tp -> the first
         unhandled offset (to seek back to). A fetch that returns nothing for a partition it should
         read (its records dropped on the way, or the partition left out of the fetch) would

@@ -88,7 +88,8 @@ def install(
 
     @app.agent(updates, concurrency=1, supervisor_strategy=mode.CrashingSupervisor)
     async def report_rows(stream: faust.StreamT[bytes]) -> None:
-        queues["report_rows"] = (stream.channel.queue, frozenset([updates.get_topic_name()]))  # type: ignore[attr-defined]
+        queue = stream.channel.queue  # type: ignore[attr-defined]
+        queues["report_rows"] = (queue, frozenset([updates.get_topic_name()]))
         await cache.ready.wait()  # unattributed rows name the pixel's advertiser
         manual = stream.noack()  # type: ignore[attr-defined]
         async for event in manual.events():
