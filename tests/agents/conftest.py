@@ -60,6 +60,9 @@ class Recorder:
     def __init__(self) -> None:
         self.sent: list[Sent] = []
         self.changelog: list[Sent] = []
+        #: While a list: sends are not acknowledged at once; their futures go here, for the test
+        #: to resolve (None: every send is acknowledged at once).
+        self.unacked: list[asyncio.Future[None]] | None = None
 
     async def changelog_send(
         self, topic: str, key: bytes | None, value: bytes | None, partition: int | None, *_: Any
@@ -132,7 +135,10 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
         rec.sent.append(Sent(self.get_topic_name(), key, value, kw.get("headers"), kw.get("partition")))
         # Like a forced send: a future that completes when the broker acknowledges.
         acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        acked.set_result(None)
+        if rec.unacked is None:
+            acked.set_result(None)
+        else:
+            rec.unacked.append(acked)
         return acked
 
     monkeypatch.setattr(faust.topics.Topic, "send", send)

@@ -7,6 +7,7 @@ have passed its timestamp (docs/design.md, Event time); `pass_touch_streams` mov
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import faust
@@ -201,6 +202,37 @@ async def test_a_redelivered_conversion_publishes_nothing_new(events: Driver, re
     await events.put("conversions", conv)
     await events.put("conversions", conv)
     assert [r["conversion_id"] for r in recorder.records("unattributed-conversions")] == ["v1"]
+
+
+async def test_a_state_is_written_only_once_its_outcome_is_acknowledged_while_the_next_records_are_stepped_on_it(
+    events: Driver, recorder: Recorder
+) -> None:
+    await pass_touch_streams(events, T0 + MINUTE)
+    users = events.app.attribution["users"]  # type: ignore[attr-defined]
+    recorder.unacked = []  # the broker acknowledges nothing until the test says so
+    written_before = len(recorder.changelog)
+
+    conv = conversion_json(event_id="v1", timestamp=T0)
+    await events.put("conversions", conv)
+    assert [r["conversion_id"] for r in recorder.records("unattributed-conversions")] == ["v1"]
+    assert users.get(UKEY) is None, "the state that records the outcome waits for its acknowledgement"
+    assert all(w.key != UKEY for w in recorder.changelog[written_before:])
+
+    # The agent goes on meanwhile, on the state in flight (not the table's), even with the
+    # processor's own copy of it forgotten: the redelivered conversion is a duplicate.
+    events.app.attribution["processor"].forget_states()  # type: ignore[attr-defined]
+    await events.put("conversions", conv)
+    await events.put("clicks", click_json(user_id="later", event_id="c9", timestamp=T0 + 2 * MINUTE))
+    assert [r["conversion_id"] for r in recorder.records("unattributed-conversions")] == ["v1"]
+
+    for ack in recorder.unacked:
+        ack.set_result(None)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    keys = [w.key for w in recorder.changelog[written_before:]]
+    assert keys[0] == UKEY, "states are written in the order of their records"
+    assert keys[-1] == b"later"
+    assert events.state(USER).has_processed("v1")
 
 
 # --- the config agent: dead-letters invalid config records once, cluster-wide -----------------

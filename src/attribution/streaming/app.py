@@ -29,9 +29,10 @@ import mode
 
 from attribution.contract import CONFIG_TOPICS, EVENT_TOPICS, OUTPUT_TOPICS
 from attribution.settings import Settings, check_token_keys
+from attribution.streaming.batches import RecordBatch, records_of
 from attribution.streaming.batches import install as install_batches
-from attribution.streaming.batches import records_of
 from attribution.streaming.changelog import TableWriter
+from attribution.streaming.collector import Collector
 from attribution.streaming.commits import STALLED_AFTER_S, unsettled
 from attribution.streaming.commits import install as install_commit_guard
 from attribution.streaming.config_cache import RESTORES_HEADER, ConfigCache
@@ -39,6 +40,7 @@ from attribution.streaming.decompression import install as install_bounded_gzip
 from attribution.streaming.delivery import install as install_fast_delivery
 from attribution.streaming.durability import ChangelogGuard
 from attribution.streaming.flow import Backpressure, pause_fetching, paused_in_client, report_lag
+from attribution.streaming.pending import PendingStates
 from attribution.streaming.processor import Processor
 from attribution.streaming.recovery import BatchedTableManager
 from attribution.streaming.report_agents import BATCHED_TOPICS as REPORT_BATCHED_TOPICS
@@ -62,6 +64,8 @@ WAITING_LOG_S = 10.0
 BATCH_ORDER = ("impressions", "clicks", REKEY_TOPIC, "conversions", TICK_TOPIC)
 #: Fetched batches the events stream may have queued (Faust's default, 4,096, counts records).
 EVENT_QUEUE_BATCHES = 16
+#: aiokafka's batch size per partition (Faust's default 16 KiB), under the topics' record limit.
+PRODUCER_BATCH_BYTES = 512 * 1024
 #: How long the config agent waits for the cache to apply a record before its follow-up.
 CONFIG_WAIT_S = 30.0
 
@@ -103,6 +107,10 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
         # go out in fewer, larger requests (BENCHMARKS.md: more events/s, less CPU per
         # event; each conversion's acknowledgement waits at most 5 ms longer).
         producer_linger=0.005,
+        # A batch's state writes fill several of aiokafka's 16 KiB batches, and a full batch waits
+        # for the one in flight to be sent (a produce round trip per 16 KiB): one batch per
+        # partition per request instead (BENCHMARKS.md).
+        producer_max_batch_size=PRODUCER_BATCH_BYTES,
         # Changelog recovery in batches: Faust's loop is costly per record (`recovery`, BENCHMARKS.md).
         TableManager=BatchedTableManager,
     )
@@ -145,6 +153,11 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
         return TableWriter(table, lambda *args: app.producer.send(*args), unsettled(app), guard.failed)
 
     writer = writer_for(users)
+    # The events agent's states in flight, written behind their outputs' acknowledgements; a
+    # failed batch stops the worker as an agent crash does.
+    pending = PendingStates(writer.write, lambda exc: asyncio.ensure_future(app.crash(exc)))
+    # Full collections of the collector skip what was tracked a second ago (`collector`).
+    collector = Collector()
     #: Per agent taking batches, its stream's queue and topics, once the agent runs (`tick`).
     queues: dict[str, tuple[Any, frozenset[str]]] = {}
     # Hourly conversion reports: their own agents and table, off the events agent's path (`reports`).
@@ -168,6 +181,9 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
 
     @app.on_partitions_revoked.connect
     async def forget_states(sender: Any, /, *args: Any, **kw: Any) -> None:
+        # Faust has waited for the streams' events in flight, so every batch's states are written
+        # (`pending`); drained again here, as nothing may be written once the partitions move.
+        await pending.drain()
         # The processor keeps users' states as the table holds them; after a rebalance another
         # worker may have written them (`Processor.forget_states`).
         processor.forget_states()
@@ -187,6 +203,7 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
 
     @app.timer(TICK_INTERVAL_S)  # type: ignore[untyped-decorator]
     async def tick() -> None:
+        collector.tick(processor.clock())
         consumer = app._consumer
         if consumer is not None:
             for queue, topics in list(queues.values()):
@@ -234,10 +251,11 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
         queues["events"] = (stream.channel.queue, event_topic_names)  # type: ignore[attr-defined]
         await cache.ready.wait()
         manual = stream.noack()  # type: ignore[attr-defined]
+        read_state = partial(pending.get, users.get)
         async for event in manual.events():
             m = event.message
             records, batch = records_of(m)
-            result = processor.handle_batch(m.topic, m.partition, records, users.get)
+            result = processor.handle_batch(m.topic, m.partition, records, read_state)
             # Outputs go out now (not at commit) and are acknowledged *before* the state that
             # records them is written: a crash in between redelivers the batch, which is judged
             # again on the state without it, giving the same bytes. See docs/reliability.md.
@@ -247,13 +265,12 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
                     asyncio.ensure_future(fut).add_done_callback(partial(_published, output_hooks, label))
             for user_key, raw, headers in result.rekeys:
                 sent.append(await rekey.send(key=user_key, value=raw, headers=headers, force=True))
-            if sent and result.writes:
-                await asyncio.gather(*sent)
-            # Expired users get a tombstone (`expiry`).
-            await writer.write(m.partition, result.writes, result.deletes)
-            if batch is not None:
-                batch.handled()
-            await manual.ack(event)
+            # The states (expired users get a tombstone: `expiry`) are written once those sends
+            # are acknowledged, while the next batches are stepped on them (`pending`); then the
+            # batch counts as handled and its event is acknowledged.
+            await pending.submit(
+                m.partition, result.writes, result.deletes, sent, partial(_handled, manual, event, batch)
+            )
 
     @app.agent(config_topic, concurrency=1)
     async def config(stream: faust.StreamT[bytes]) -> None:
@@ -289,9 +306,18 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
         "reports": reports,
         "output_hooks": output_hooks,
         "writer": writer,
+        "pending": pending,
+        "collector": collector,
         "report_writer": report_writer,
     }
     return app
+
+
+async def _handled(manual: Any, event: Any, batch: RecordBatch | None) -> None:
+    """A batch's states are written: its offsets may be committed, its event is acknowledged."""
+    if batch is not None:
+        batch.handled()
+    await manual.ack(event)
 
 
 def _published(hooks: list[Callable[[tuple[str, ...]], None]], label: tuple[str, ...], fut: Any) -> None:
