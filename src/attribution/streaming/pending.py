@@ -51,8 +51,9 @@ class _Batch(NamedTuple):
     done: Done
 
 
-#: Batches in flight at most: enough to cover a produce round trip of small live batches.
-DEPTH = 16
+#: Batches in flight at most: a produce round trip's worth of small live batches (near saturation
+#: 8 gave a lower p99 than 16: BENCHMARKS.md).
+DEPTH = 8
 
 
 class PendingStates:
