@@ -19,7 +19,7 @@ applied to the cache first, at the offset the agent will see, as that consumer w
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -72,6 +72,23 @@ class Recorder:
         acked: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         acked.set_result(SimpleNamespace(topic_partition=(topic, partition), offset=len(self.changelog) - 1))
         return acked
+
+    async def changelog_batches(
+        self, topic: str, partition: int, records: Sequence[tuple[bytes, bytes | None]]
+    ) -> list[tuple[asyncio.Future[Any], int, int]]:
+        """A table writer's `batches` (`streaming.changelog.aiokafka_batches`): one record batch,
+        acknowledged at once."""
+        base = len(self.changelog)
+        for key, value in records:
+            self.changelog.append(Sent(topic, key, value or b"null", None, partition))
+        acked: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        acked.set_result(SimpleNamespace(topic_partition=(topic, partition), offset=base))
+        return [(acked, 0, len(records))]
+
+    def record_writes(self, writer: Any) -> None:
+        """Make a table writer's changelog writes go here, whichever way it sends them."""
+        writer.send = self.changelog_send
+        writer.batches = self.changelog_batches
 
     def to(self, name: str) -> list[Sent]:
         """Messages sent to a topic, by its default name."""
@@ -179,7 +196,7 @@ def app(pixels: list[dict[str, Any]], line_items: list[dict[str, Any]]) -> Itera
 
 @pytest.fixture
 async def events(app: faust.App, recorder: Recorder) -> AsyncIterator[Driver]:
-    app.attribution["writer"].send = recorder.changelog_send  # type: ignore[attr-defined]
+    recorder.record_writes(app.attribution["writer"])  # type: ignore[attr-defined]
     async with _agent(app, "events").test_context() as ctx:
         yield Driver(app, ctx, recorder)
 

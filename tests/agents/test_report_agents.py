@@ -38,7 +38,7 @@ async def feed(app: faust.App, recorder: Recorder) -> AsyncIterator[Driver]:
 
 @pytest.fixture
 async def rows(app: faust.App, recorder: Recorder) -> AsyncIterator[Driver]:
-    app.attribution["report_writer"].send = recorder.changelog_send  # type: ignore[attr-defined]
+    recorder.record_writes(app.attribution["report_writer"])  # type: ignore[attr-defined]
     async with _agent(app, "report_rows").test_context() as ctx:
         yield Driver(app, ctx, recorder)
 

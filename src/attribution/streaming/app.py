@@ -31,7 +31,7 @@ from attribution.contract import CONFIG_TOPICS, EVENT_TOPICS, OUTPUT_TOPICS
 from attribution.settings import Settings, check_token_keys
 from attribution.streaming.batches import RecordBatch, records_of
 from attribution.streaming.batches import install as install_batches
-from attribution.streaming.changelog import TableWriter
+from attribution.streaming.changelog import TableWriter, aiokafka_batches, aiokafka_producer
 from attribution.streaming.collector import Collector
 from attribution.streaming.commits import STALLED_AFTER_S, unsettled
 from attribution.streaming.commits import install as install_commit_guard
@@ -147,10 +147,16 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
     guard = ChangelogGuard([users.changelog_topic.get_topic_name(), settings.topic(UPDATES_TOPIC)])
     app.sensors.add(guard)
 
+    # A batch's changelog writes go out as aiokafka record batches (`changelog`).
+    producer = aiokafka_producer(app)
+    if producer is None:
+        log.warning("no aiokafka producer of Faust's: table writes are sent a record at a time")
+    batches = aiokafka_batches(producer) if producer is not None else None
+
     def writer_for(table: Any) -> TableWriter:
         # A table's writes go through its store and the producer (`changelog`), guarded.
         guard.watch(table.changelog_topic.get_topic_name())
-        return TableWriter(table, lambda *args: app.producer.send(*args), unsettled(app), guard.failed)
+        return TableWriter(table, lambda *args: app.producer.send(*args), unsettled(app), guard.failed, batches)
 
     writer = writer_for(users)
     # The events agent's states in flight, written behind their outputs' acknowledgements; a
