@@ -6,7 +6,8 @@ Topology (docs/design.md, Architecture):
   co-partitioned stream, concurrency 1 (Faust's concurrency > 1 can commit past an unfinished
   message). Each event is the batch of records fetched for one partition (`batches`). Per record:
   decode -> re-key if its key is not its user_id -> read state -> `domain.step` (or hold /
-  release, see `event_time`); per batch: send the outputs, await them, write each user's state.
+  release, see `event_time`); per batch: send the outputs; each user's state is written once they
+  are acknowledged, while the agent steps the next batches (`pending`).
 * `config` agent: pixels and line items, only to dead-letter invalid records once cluster-wide;
   every worker's `ConfigCache` reads the same topics in full to judge conversions.
 * `users` table: user_id -> encoded `UserState`, changelogged, memory or RocksDB store.

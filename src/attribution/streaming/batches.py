@@ -6,8 +6,8 @@ acknowledgements, a `sleep(0)`), which costs more than our whole step of a recor
 a Faust agent to about a tenth of what raw aiokafka consumes (BENCHMARKS.md). `install` gives the
 app's consumer a `getmany` that hands the records fetched for a partition of the given topics to
 the conductor as one `RecordBatch` message, so that the agent steps a whole batch per event
-(`Processor.handle_batch`), writes each user's state once per batch and awaits the batch's
-outputs together. The records of other topics (config, reports, changelogs) keep one message
+(`Processor.handle_batch`), writes each user's state once per batch and has the batch's outputs
+acknowledged together. The records of other topics (config, reports, changelogs) keep one message
 each, as before.
 
 Ordering and safety:
