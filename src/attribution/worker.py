@@ -32,5 +32,7 @@ def create_worker(settings: Settings) -> faust.App:
         internal_topics=INTERNAL_TOPICS,
         report_counts=parts["reports"].counts,
         output_hooks=parts["output_hooks"],
+        in_flight=parts["pending"].__len__,
+        frozen=parts["collector"].frozen,
     )
     return app

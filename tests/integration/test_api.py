@@ -384,6 +384,8 @@ def test_health_stats_and_metrics_count_the_conversions_the_workers_judged(api: 
     assert 1 <= total("attribution_processing_seconds_count") <= records
     for m in per_worker:
         assert m["attribution_held_conversions"] == 0
+        assert 0 <= m["attribution_batches_in_flight"] <= 8
+        assert m["attribution_gc_frozen_objects"] > 0, "the collector froze what survived a tick"
         lags = {k: v for k, v in m.items() if k.startswith("attribution_consumer_lag{")}
         assert any('topic="conversions"' in k for k in lags)
         assert all(v >= 0 for v in lags.values())

@@ -123,6 +123,15 @@ def test_lag_is_the_high_watermark_minus_the_position_of_each_assigned_partition
     assert s.assignment(consumer) == [("clicks", 0)] + [("conversions", p) for p in range(1, 5)]
 
 
+def test_a_scrape_reads_the_batches_in_flight_and_the_frozen_objects() -> None:
+    s = sensor()
+    consumer: Any = FakeConsumer({}, {})
+    refresher(s, lambda: consumer, lambda: 0, dict, lambda: 3, lambda: 420_000)()
+    text = s.metrics.render().decode()
+    assert "attribution_batches_in_flight 3.0" in text
+    assert "attribution_gc_frozen_objects 420000.0" in text
+
+
 def test_a_scrape_refreshes_held_and_lag_and_renders_every_metric() -> None:
     s = sensor()
     consumer: Any = FakeConsumer({TP("p-clicks", 0): 5}, {TP("p-clicks", 0): 5})

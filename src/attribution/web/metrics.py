@@ -9,7 +9,9 @@
 | `attribution_consumer_lag` | gauge | `topic`, `partition` | records not yet read, per assigned input partition (high watermark - position; known once the partition has a committed offset or delivered a record, or is empty) |
 | `attribution_assigned_partitions` | gauge | `topic` | input partitions assigned to this worker |
 | `attribution_config_records_total` | counter | `topic`, `kind` | unusual config records this worker's config agent handled: `restore` (a valid version re-published over an invalid record), `unknown_id` (a delete of an id that does not exist), `unknown_pixel` (a line item naming pixels that do not exist) |
-| `attribution_processing_seconds` | histogram | | time the events agent spends on one record (judging, sending, acknowledgements) |
+| `attribution_processing_seconds` | histogram | | time from the events agent taking one fetched batch to its states being written (judging, sending, acknowledgements) |
+| `attribution_batches_in_flight` | gauge | | fetched batches whose states wait for their outputs' acknowledgements (`streaming.pending`, at most 8) |
+| `attribution_gc_frozen_objects` | gauge | | objects the cyclic garbage collector skips (`streaming.collector`: frozen each 0.2 s, all collected every 15 minutes); it follows the decoded states kept, and growth beyond that points at a leak |
 | `attribution_report_outcomes_total` | counter | `result` | outcomes the hourly report agents handled: `counted` (into its row), `duplicate` (counted before: nothing changed), `late` (its hour expired: not counted), `unreadable` (not an outcome record), `unremembered` (counted, but its row's shard was full: see docs/reliability.md) |
 | `attribution_state_forgotten_total` | counter | `part` | what a bound of users' state forgot on this worker: `dedup_ids` (the earliest of a user's 256), `touches` (over the caps per advertiser or per user), `counters` (repeat counters over 128 pixels), `expired_users` (states deleted once expired) |
 
@@ -74,9 +76,17 @@ class Metrics:
         self.assigned = Gauge(
             "attribution_assigned_partitions", "Input partitions assigned to this worker.", ["topic"], registry=r
         )
+        self.in_flight = Gauge(
+            "attribution_batches_in_flight",
+            "Fetched batches whose states wait for their outputs' acknowledgements.",
+            registry=r,
+        )
+        self.frozen = Gauge(
+            "attribution_gc_frozen_objects", "Objects the cyclic garbage collector skips (frozen).", registry=r
+        )
         self.processing = Histogram(
             "attribution_processing_seconds",
-            "Time the events agent spends on one message: a fetched batch of a partition's records.",
+            "Time from the events agent taking a fetched batch of a partition's records to its states being written.",
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
@@ -242,13 +252,17 @@ def refresher(
     consumer: Callable[[], Any],
     held: Callable[[], int],
     config_notes: Callable[[], Mapping[tuple[str, str], int]] = dict,
+    in_flight: Callable[[], int] = lambda: 0,
+    frozen: Callable[[], int] = lambda: 0,
 ) -> Callable[[], None]:
-    """What to run before each scrape: gauges that are read, not counted (lag, held), and the
-    config agent's counts of unusual config records."""
+    """What to run before each scrape: gauges that are read, not counted (lag, held, batches in
+    flight, frozen objects), and the config agent's counts of unusual config records."""
 
     def refresh() -> None:
         sensor.flush_consumed()
         sensor.metrics.held.set(held())
+        sensor.metrics.in_flight.set(in_flight())
+        sensor.metrics.frozen.set(frozen())
         sensor.metrics.set_config_notes(config_notes())
         try:
             c = consumer()

@@ -82,11 +82,14 @@ def register(
     internal_topics: Sequence[str] = (),
     report_counts: Callable[[], Mapping[str, int]] = dict,
     output_hooks: list[Callable[[tuple[str, ...]], None]] | None = None,
+    in_flight: Callable[[], int] = lambda: 0,
+    frozen: Callable[[], int] = lambda: 0,
 ) -> WebRuntime:
     """Add the routes, the reporting feed (an app task) and the metrics sensor to `app`;
     `internal_topics` are the worker's own topics (default names), counted on `/metrics` too;
     `report_counts` reads the hourly report agents' running totals, by result; `output_hooks`
-    gets the counter of the worker's acknowledged outputs."""
+    gets the counter of the worker's acknowledged outputs; `in_flight` and `frozen` read the
+    batches whose states are in flight and the collector's frozen objects."""
     window = OutcomeWindow(settings.stats_max_records)
     feed = OutcomeFeed(settings, window)
     reporting = Reporting(window, now_ms, feed.caught_up.is_set)
@@ -104,7 +107,14 @@ def register(
     metrics = Metrics()
     sensor = MetricsSensor(metrics, names)
     app.sensors.add(sensor)
-    refresh = refresher(sensor, lambda: app.consumer, processor.held_conversions, lambda: cache.counted)
+    refresh = refresher(
+        sensor,
+        lambda: app.consumer,
+        processor.held_conversions,
+        lambda: cache.counted,
+        in_flight,
+        frozen,
+    )
     metrics.forgotten = processor.forgotten_counts
     if output_hooks is not None:
         output_hooks.append(metrics.count_output)
