@@ -78,6 +78,7 @@ class Settings:
     token_key_id: str = "k1"
     token_keys: str = field(default="", repr=False)  # secrets too
     replay_memory_mb: int = 128
+    state_cache: int = 20_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -103,6 +104,8 @@ class Settings:
             )
         if settings.max_held < 1:
             raise UsageError(f"ATTRIBUTION_MAX_HELD={settings.max_held}: expected at least 1")
+        if settings.state_cache < 0:
+            raise UsageError(f"ATTRIBUTION_STATE_CACHE={settings.state_cache}: expected 0 or more")
         if settings.api_token and len(settings.api_token) < MIN_TOKEN_CHARS:
             raise UsageError(
                 f"ATTRIBUTION_API_TOKEN: {len(settings.api_token)} characters, at least {MIN_TOKEN_CHARS} are required "
@@ -185,6 +188,7 @@ _VARS = {
     "token_key_id": "ATTRIBUTION_TOKEN_KEY_ID",
     "token_keys": "ATTRIBUTION_TOKEN_KEYS",
     "replay_memory_mb": "ATTRIBUTION_REPLAY_MEMORY_MB",
+    "state_cache": "ATTRIBUTION_STATE_CACHE",
 }
 
 

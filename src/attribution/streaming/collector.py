@@ -1,7 +1,7 @@
 """The cyclic garbage collector, kept from stopping the worker for long.
 
-A worker keeps the decoded states of its recent users (`Processor`, up to `STATE_CACHE_SIZE`):
-about 20 objects the collector tracks per state (its touches, tuples, the state itself), some
+A worker keeps the decoded states of its recent users (`Processor`, `ATTRIBUTION_STATE_CACHE`
+of them): about 20 objects the collector tracks per state (its touches, tuples, the state itself), some
 420,000 objects with 20,000 states. CPython 3.11's full collection walks every tracked object with
 the event loop standing still: 220 to 460 ms, every 4 s at 7,000 events/s (BENCHMARKS.md, "No
 collector pauses, states written behind the outputs"), which was most of the conversions' p99

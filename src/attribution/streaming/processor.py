@@ -57,8 +57,6 @@ SOURCE_HEADER = "attribution-source"
 #: other bounds of a user's state (README, "How long a user's state is kept") the largest state
 #: record stays under the topics' `max.message.bytes`.
 MAX_HELD_PER_USER = 150
-#: Decoded states kept per worker (least recently used dropped): a few KiB each.
-STATE_CACHE_SIZE = 20_000
 
 
 @dataclass(slots=True)
@@ -107,7 +105,6 @@ class Processor:
         names: Mapping[str, str],
         config: Callable[[], Config],
         clock: Callable[[], float] = time.monotonic,
-        state_cache_size: int = STATE_CACHE_SIZE,
     ) -> None:
         """`names` maps actual (prefixed) topic names to default names; `config` gives the snapshot."""
         self.limits = settings.limits
@@ -123,7 +120,8 @@ class Processor:
         #: decoding (the largest cost of our own per-event code). Forgotten at every rebalance
         #: (`forget_states`, `rebuild`): another worker may have written the users meanwhile.
         self._decoded: dict[bytes, UserState] = {}
-        self.state_cache_size = state_cache_size
+        #: decoded states kept (least recently used dropped; `ATTRIBUTION_STATE_CACHE`)
+        self.state_cache_size = settings.state_cache
         self.forgotten = Forgotten()  # what the state's caps dropped (metrics)
         self.expiry = StateExpiry(self.limits, config)
 
