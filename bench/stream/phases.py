@@ -134,6 +134,7 @@ async def measure_latency(bench: Bench, rate: float, worker: subprocess.Popen[by
             await reader
             await producer.stop()
     cpu = (proc_cpu_s(worker.pid) or 0.0) - cpu0
+    rss = vm_hwm_bytes(worker.pid)
     own = time.process_time() - own0
     wall = time.time() - wall0
     got = sorted(1000 * (seen[e][0] - produced[e]) for e in measured if e in seen)
@@ -151,6 +152,7 @@ async def measure_latency(bench: Bench, rate: float, worker: subprocess.Popen[by
         "p50_to_outcome_sent_ms": round(percentile(worker_side, 50), 1),
         "p99_to_outcome_sent_ms": round(percentile(worker_side, 99), 1),
         "worker_cpu_share": round(cpu / wall, 3),
+        "worker_peak_rss_mib": round(rss / 2**20, 1),
         # this process: the generator and the reader of the outcomes
         "generator_cpu_share": round(own / wall, 3),
     }

@@ -54,6 +54,7 @@ def markdown(results: dict[str, Any], command: str) -> str:
             f"| p50 / p99 to the outcome's send (its CreateTime) | {la['p50_to_outcome_sent_ms']} / "
             f"{la['p99_to_outcome_sent_ms']} ms |",
             f"| worker CPU at this rate | {100 * la['worker_cpu_share']:.0f}% of one core |",
+            f"| worker peak RSS (the whole run) | {la.get('worker_peak_rss_mib', '-')} MiB |",
             f"| generator and outcome reader CPU | {100 * la.get('generator_cpu_share', 0):.0f}% of one core |",
         ]
     if "state" in results:
