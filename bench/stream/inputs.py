@@ -20,7 +20,7 @@ from attribution.streaming.topics import create_topics
 from attribution.synth import TrafficSpec, config_records, events
 from bench import generate
 from bench.stream.common import PARTITIONS, SENTINEL_ADVERTISER, SENTINEL_PREFIX, log
-from bench.stream.kafka import Bulk, bulk_producer, partition_of
+from bench.stream.kafka import Bulk, OpenBatches, append_record, bulk_producer, partition_of
 from bench.stream.run import Bench
 
 
@@ -122,16 +122,12 @@ def build_batches(producer: AIOKafkaProducer, settings: Settings, records: Recor
     partition, as (topic, partition, batch): sending them (`send_prebuilt`) then costs the network
     and the broker, not the encoding of every record."""
     built: Prebuilt = []
-    open_batches: dict[tuple[str, int], Any] = {}
+    open_batches: OpenBatches = {}
     for topic, partition, key, value in records:
         name = settings.topic(topic)
-        batch = open_batches.get((name, partition))
-        if batch is None:
-            batch = open_batches[(name, partition)] = producer.create_batch()
-        if batch.append(key=key, value=value, timestamp=None) is None:
-            built.append((name, partition, batch))
-            batch = open_batches[(name, partition)] = producer.create_batch()
-            batch.append(key=key, value=value, timestamp=None)
+        full = append_record(producer, open_batches, name, partition, key, value)
+        if full is not None:
+            built.append((name, partition, full))
     built.extend((name, partition, batch) for (name, partition), batch in open_batches.items())
     return built
 

@@ -32,23 +32,42 @@ def partition_of(key: bytes, partitions: int = PARTITIONS) -> int:
     return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
+OpenBatches = dict[tuple[str, int], Any]
+
+
+def append_record(
+    producer: AIOKafkaProducer,
+    open_batches: OpenBatches,
+    topic: str,
+    partition: int,
+    key: bytes | None,
+    value: bytes | None,
+) -> Any | None:
+    """Append a record to the open record batch of (`topic`, `partition`), opening one if there is
+    none; returns the batch it found full (to send before the new one), or None."""
+    batch = open_batches.get((topic, partition))
+    if batch is None:
+        batch = open_batches[(topic, partition)] = producer.create_batch()
+    if batch.append(key=key, value=value, timestamp=None) is not None:
+        return None
+    fresh = open_batches[(topic, partition)] = producer.create_batch()
+    fresh.append(key=key, value=value, timestamp=None)
+    return batch
+
+
 class Bulk:
     """A fast bulk producer: records go into one aiokafka batch per (topic, partition)."""
 
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self.producer = producer
-        self.batches: dict[tuple[str, int], Any] = {}
+        self.batches: OpenBatches = {}
         self.inflight: list[asyncio.Future[Any]] = []
         self.count = 0
 
     async def add(self, topic: str, partition: int, key: bytes | None, value: bytes | None) -> None:
-        batch = self.batches.get((topic, partition))
-        if batch is None:
-            batch = self.batches[(topic, partition)] = self.producer.create_batch()
-        if batch.append(key=key, value=value, timestamp=None) is None:
-            await self._send(topic, partition, batch)
-            batch = self.batches[(topic, partition)] = self.producer.create_batch()
-            batch.append(key=key, value=value, timestamp=None)
+        full = append_record(self.producer, self.batches, topic, partition, key, value)
+        if full is not None:
+            await self._send(topic, partition, full)
         self.count += 1
 
     async def _send(self, topic: str, partition: int, batch: Any) -> None:

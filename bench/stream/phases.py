@@ -35,7 +35,7 @@ from attribution.settings import Settings
 from attribution.streaming.topics import create_topics
 from attribution.synth import TrafficSpec, events, user_id
 from bench.stream.common import ATTRIBUTION, BROKER, OUTCOME_TOPICS, PARTITIONS, SENTINEL_PREFIX, log
-from bench.stream.kafka import Bulk, bulk_producer, partition_of
+from bench.stream.kafka import Bulk, OpenBatches, append_record, bulk_producer, partition_of
 from bench.stream.measure import proc_cpu_s, vm_hwm_bytes
 from bench.stream.processes import launch, stop, stop_profile, tail
 from bench.stream.run import Bench
@@ -180,15 +180,11 @@ async def paced(
     while i < len(plan):
         due = min(len(plan), int((time.monotonic() - t0) * rate) + 1)
         stamp = time.time()
-        batches: dict[tuple[str, int], Any] = {}
+        batches: OpenBatches = {}
         for topic, key, value, partition, eid, in_window in plan[i:due]:
-            batch = batches.get((topic, partition))
-            if batch is None:
-                batch = batches[(topic, partition)] = producer.create_batch()
-            if batch.append(key=key, value=value, timestamp=None) is None:
-                futures.append(await producer.send_batch(batch, topic, partition=partition))
-                batch = batches[(topic, partition)] = producer.create_batch()
-                batch.append(key=key, value=value, timestamp=None)
+            full = append_record(producer, batches, topic, partition, key, value)
+            if full is not None:
+                futures.append(await producer.send_batch(full, topic, partition=partition))
             if eid is not None and eid not in produced:
                 produced[eid] = stamp
                 if in_window:

@@ -139,16 +139,14 @@ class TableWriter:
             self._track(await send(topic, key, None, partition, None, None), key, 0)
 
     def _track_batch(self, fut: asyncio.Future[Any], records: Records) -> None:
-        if self.unsettled is not None:
-            self.unsettled.add(fut)
         # A refused batch is named by its largest record (the one over a size limit, if any).
         key, value = max(records, key=lambda r: len(r[1] or b""))
-        fut.add_done_callback(partial(self._written, key, len(value or b""), len(records) - 1))
+        self._track(fut, key, len(value or b""), len(records) - 1)
 
-    def _track(self, fut: asyncio.Future[Any], key: bytes, size: int) -> None:
+    def _track(self, fut: asyncio.Future[Any], key: bytes, size: int, last: int = 0) -> None:
         if self.unsettled is not None:
             self.unsettled.add(fut)
-        fut.add_done_callback(partial(self._written, key, size, 0))
+        fut.add_done_callback(partial(self._written, key, size, last))
 
     def _written(self, key: bytes, size: int, last: int, fut: asyncio.Future[Any]) -> None:
         """A send done: `last` is the offset of its last record from the first's (a batch's)."""
