@@ -88,7 +88,8 @@ def test_random_relative_speeds_of_the_input_topics_change_no_outcome(tmp_path: 
 def test_a_worker_killed_mid_stream_and_restarted_gives_every_conversion_one_outcome(tmp_path: Path) -> None:
     pipeline = Pipeline(tmp_path, hold_ms=LONG_HOLD_MS)
     try:
-        entries = traffic(users=1000, events=20_000)
+        # Enough records that the kill lands mid-stream: a worker drains 20,000 in about a second.
+        entries = traffic(users=5000, events=100_000)
         total = len(conversion_ids(entries))
         assert total >= 1500
         pipeline.produce(entries + sentinels(pipeline.partitions))

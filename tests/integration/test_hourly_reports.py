@@ -63,7 +63,9 @@ def test_a_worker_killed_mid_stream_and_restarted_counts_every_conversion_once_i
 ) -> None:
     pipeline = Pipeline(tmp_path, hold_ms=LONG_HOLD_MS)
     try:
-        entries = traffic(users=1000, events=20_000)
+        # Enough records that the kill lands mid-stream: a worker drains 20,000 of them in about
+        # a second, faster than the rows can be polled.
+        entries = traffic(users=5000, events=100_000)
         pipeline.produce(entries + sentinels(pipeline.partitions))
         worker = pipeline.start_worker()
         total = len(conversion_ids(entries))
