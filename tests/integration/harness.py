@@ -71,6 +71,16 @@ def traffic(users: int, events: int, seed: int = 7, conversion_share: float = 0.
     return entries
 
 
+def every_page_config(advertiser_id: int, line_items: int = 5) -> list[dict[str, Any]]:
+    """Config entries: pixel 1 of the advertiser counting every conversion ("all": no repeat
+    limit), carried by `line_items` line items 100, 101, ..."""
+    pixel = {"id": 1, "advertiser_id": advertiser_id, "name": "every page", "min_minutes_per_conv": 0}
+    items = [{"id": 100 + i, "advertiser_id": advertiser_id, "pixels": [{"id": 1}]} for i in range(line_items)]
+    return [{"topic": "pixels", "key": 1, "value": pixel}] + [
+        {"topic": "line-items", "key": li["id"], "value": li} for li in items
+    ]
+
+
 def sentinels(partitions: int, timestamp: int = 4_000_000_000_000) -> list[dict[str, Any]]:
     """One far-future impression and click per partition, for a user of no advertiser we use:
     they push every partition's touch watermark past all real conversions, so held ones are

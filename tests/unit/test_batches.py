@@ -245,12 +245,58 @@ def test_holes_inside_a_batch_count_as_absent_records() -> None:
     assert next_commit(0, (), delivered.gaps[EVENTS], {}) == 0
 
 
-def test_a_seek_forgets_the_batches_handled_before_it() -> None:
+def test_a_seek_forgets_the_batches_handled_at_or_after_it_and_keeps_those_below() -> None:
     delivered = delivered_for("impressions")
     delivered.reset(EVENTS, 0)
-    delivered.handled(EVENTS, 0, 9)
+    delivered.saw_batch(EVENTS, [0, 1, 5])  # 2..4 do not exist
+    delivered.handled(EVENTS, 0, 5)
+    delivered.handled(EVENTS, 6, 9)
     delivered.reset(EVENTS, 0)
-    assert next_commit(0, (), (), delivered.spans.get(EVENTS)) == 0
+    assert next_commit(0, (), delivered.gaps.get(EVENTS, ()), delivered.spans.get(EVENTS)) == 0
+    delivered.saw_batch(EVENTS, [0, 1, 5])
+    delivered.handled(EVENTS, 0, 5)
+    delivered.handled(EVENTS, 6, 9)
+    delivered.reset(EVENTS, 6)  # handled below the seek: still handled
+    assert next_commit(0, (), delivered.gaps.get(EVENTS, ()), delivered.spans.get(EVENTS)) == 6
+
+
+def test_a_batch_cut_is_committed_up_to_the_cut_and_a_seek_back_to_it_keeps_that() -> None:
+    delivered = delivered_for("impressions")
+    consumer = FakeConsumer({}, delivered)
+    delivered.reset(EVENTS, 0)
+    consumer._committed_offset[EVENTS] = 0
+    first, cut = (RecordBatch(EVENTS, records(EVENTS, *r), 3, delivered) for r in ((0, 1), (2, 3, 4, 5)))
+    for batch in (first, cut):
+        delivered.saw_batch(EVENTS, batch.offsets)
+    first.handled()
+    cut.handled(before=4)
+    delivered.cut(EVENTS, 4)
+    delivered.reset(EVENTS, 4)  # the seek back to the cut, before the commit
+    assert delivered.cuts == {EVENTS: 4}
+    assert commits._new_offset(consumer, EVENTS) == 4
+    RecordBatch(EVENTS, records(EVENTS, 8), 3, delivered).handled(before=8)  # cut at its first record
+    assert delivered.spans[EVENTS] == {}
+
+
+async def test_after_a_cut_only_the_fetch_starting_at_the_cut_is_handed_over_and_it_ends_the_cut() -> None:
+    delivered = delivered_for("impressions")
+    delivered.cut(EVENTS, 4)
+    consumer = FakeConsumer({EVENTS: records(EVENTS, 6, 7)}, delivered)
+    assert await fetch(consumer) == []  # fetched before the cut took effect
+    assert consumer.sought == []  # not skipped for a pause: the seek back to the cut is the app's
+    consumer.fetched = {EVENTS: records(EVENTS, 4, 5, 6)}
+    [(_, batch)] = await fetch(consumer)
+    assert batch.offsets == [4, 5, 6]
+    assert delivered.cuts == {}
+    consumer.fetched = {EVENTS: records(EVENTS, 9)}
+    assert len(await fetch(consumer)) == 1
+
+
+def test_a_seek_elsewhere_than_the_cut_forgets_it() -> None:
+    delivered = delivered_for("impressions")
+    delivered.cut(EVENTS, 4)
+    delivered.reset(EVENTS, 2)  # a rebalance: reading starts over at the committed offset
+    assert delivered.cuts == {}
 
 
 def test_a_batch_handed_over_but_never_handled_while_later_ones_were_is_reported_lost() -> None:

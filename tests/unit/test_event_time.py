@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from time import time as wall_time
 from typing import Any, NamedTuple
 
-from attribution.streaming.event_time import LAG_SOURCES, MAX_TOUCH_LEAD_MS, EventTime
+from attribution.streaming.event_time import LAG_SOURCES, MAX_HELD_PER_USER, MAX_TOUCH_LEAD_MS, EventTime
 from attribution.streaming.flow import Backpressure, pause_fetching, report_lag
 
 HOLD_MS = 3000
@@ -198,6 +198,37 @@ def test_back_pressure_pauses_a_conversions_partition_over_the_limit_and_resumes
     time.pop_through(1, T + 2)  # 2 left: at or below half the limit
     assert backpressure.decide(assignment, time) == ([], [conversions])
     assert backpressure.decide(assignment, time) == ([], [])
+
+
+def test_a_cut_conversions_partition_is_paused_until_its_user_holds_half_and_then_read_again_from_the_cut() -> None:
+    conversions, clicks = TP("p.conversions", 1), TP("p.clicks", 1)
+    assignment = {conversions, clicks}
+    time = EventTime(HOLD_MS)
+    backpressure = Backpressure(TOPICS)
+    for i in range(MAX_HELD_PER_USER):
+        held_conversion(time, ts=T + i, user=b"bot", partition=1)
+    time.cut(1, 700, b"bot")
+    assert backpressure.cut(conversions)  # paused by the agent at once
+    assert not backpressure.cut(conversions)  # already
+    assert backpressure.decide(assignment, time) == ([conversions], [])
+    time.pop_through(1, T + MAX_HELD_PER_USER // 2 - 1)  # half of them judged: no longer blocking
+    pause, resume = backpressure.decide(assignment, time)
+    assert (pause, resume) == ([], [conversions])
+    assert backpressure.seeks([*resume, clicks], time) == {conversions: 700}  # never a touch partition
+    assert not time.read_again(1, 705)  # fetched before the cut took effect: dropped
+    assert time.read_again(1, 700)
+    assert time.cut_at(1) is None
+
+
+def test_a_cut_of_another_user_or_none_does_not_block() -> None:
+    time = EventTime(HOLD_MS)
+    assert not time.cut_blocks(0)
+    assert time.read_again(0, 5)
+    for i in range(MAX_HELD_PER_USER):
+        held_conversion(time, ts=T + i, user=f"u{i}".encode())
+    time.cut(0, 9, b"someone-else")
+    assert not time.cut_blocks(0)
+    assert not time.over_limit(0)
 
 
 def test_back_pressure_forgets_a_partition_that_moved_to_another_worker() -> None:

@@ -560,7 +560,82 @@ def test_the_cache_keeps_at_most_its_size_dropping_the_least_recently_used() -> 
     assert [t.event_id for t in h.state("u1").touches] == ["c-u1", "c-u1-again"]
 
 
-def test_a_user_holding_too_many_conversions_has_the_earliest_judged_at_once() -> None:
+class _Record:
+    def __init__(self, key: bytes, value: bytes, offset: int) -> None:
+        self.key, self.value, self.offset, self.headers = key, value, offset, None
+
+
+def conversions_batch(first: int, n: int, user: str = USER, start: int = 0) -> list[_Record]:
+    """`n` conversions of `user` at offsets from `first`, a millisecond apart from T0 + `start`."""
+    return [
+        _Record(
+            user.encode(),
+            raw(conversion_json(user_id=user, event_id=f"v{start + i}", timestamp=T0 + start + i)),
+            first + i,
+        )
+        for i in range(n)
+    ]
+
+
+def test_a_batch_is_cut_at_the_conversion_its_user_may_not_hold_and_nothing_is_judged_early() -> None:
+    h = Harness()
+    h.event("clicks", click_json(event_id="c1", timestamp=T0 - MINUTE))
+    batch = conversions_batch(10, MAX_HELD_PER_USER + 20) + conversions_batch(180, 1, user=BYSTANDER, start=500)
+    result = h.processor.handle_batch(topic("conversions"), 0, batch, h.table.get, cuts=True)
+    h.table.update(result.writes)
+    cut = 10 + MAX_HELD_PER_USER
+    assert (result.cut_at, result.unhandled_from) == (cut, cut)
+    assert result.sends == []  # none judged early
+    assert len(h.state().held) == MAX_HELD_PER_USER
+    assert BYSTANDER.encode() not in result.writes  # after the cut: not handled either
+    assert h.processor.time.cut_at(0) == cut
+    assert h.processor.time.of(0).next_offset["conversions"] == cut  # the consumer reads on from it
+    assert h.processor.time.over_limit(0)  # the partition's conversions stay paused
+
+
+def test_after_a_cut_batches_fetched_before_it_are_dropped_until_the_one_read_again_from_the_cut() -> None:
+    h = Harness()
+    first = h.processor.handle_batch(
+        topic("conversions"), 0, conversions_batch(0, MAX_HELD_PER_USER + 1), h.table.get, cuts=True
+    )
+    h.table.update(first.writes)
+    cut = MAX_HELD_PER_USER
+    stale = h.processor.handle_batch(
+        topic("conversions"), 0, conversions_batch(cut + 1, 5, user=BYSTANDER), h.table.get, cuts=True
+    )
+    assert (stale.unhandled_from, stale.cut_at, stale.writes, stale.sends) == (cut + 1, None, {}, [])
+    assert h.processor.time.cut_at(0) == cut
+
+    # The touches pass what the user holds: every held conversion is judged, the cut no longer blocks.
+    released = h.pass_touch_streams(T0 + DAY)
+    assert len(decoded(released.sends)) == MAX_HELD_PER_USER
+    assert not h.processor.time.cut_blocks(0)
+    assert not h.processor.time.over_limit(0)
+
+    again = conversions_batch(cut, 1, start=cut)
+    result = h.processor.handle_batch(topic("conversions"), 0, again, h.table.get, cuts=True)
+    assert (result.cut_at, result.unhandled_from) == (None, None)
+    assert [r["conversion_id"] for _, _, r in decoded(result.sends)] == [f"v{cut}"]
+    assert h.processor.time.cut_at(0) is None
+
+
+def test_the_cut_blocks_until_its_user_holds_at_most_half_of_what_it_may() -> None:
+    h = Harness()
+    h.processor.handle_batch(
+        topic("conversions"), 0, conversions_batch(0, MAX_HELD_PER_USER + 1), h.table.get, cuts=True
+    )
+    time = h.processor.time
+    pt = time.of(0)
+    assert time.cut_blocks(0)
+    while sum(1 for held in pt.held if held[2] == UKEY) > MAX_HELD_PER_USER // 2 + 1:
+        pt.held.pop()
+    assert time.cut_blocks(0)
+    pt.held.pop()
+    assert not time.cut_blocks(0)
+
+
+def test_a_user_holding_too_many_conversions_has_the_earliest_judged_at_once_when_reading_cannot_be_cut() -> None:
+    """One record at a time (`handle`: no consumer to pause and seek), or a re-keyed conversion."""
     h = Harness()
     h.event("clicks", click_json(event_id="c1", timestamp=T0 - MINUTE))
     for i in range(MAX_HELD_PER_USER):

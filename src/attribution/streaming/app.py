@@ -221,6 +221,9 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
             # Event time needs to know which touch partitions are behind (`event_time`, `flow`).
             report_lag(consumer, processor.time, names, processor.clock())
             pause, resume = backpressure.decide(consumer.assignment(), processor.time)
+            for tp, offset in backpressure.seeks(resume, processor.time).items():
+                # Records past the cut were fetched and not handled: read again from it.
+                await consumer.seek(tp, offset)
             await pause_fetching(consumer, pause, resume)
             for tp, offset in delivered.lost_heads(consumer, processor.clock()).items():
                 log.error("offset %d of %s was handed to a stream but never handled: reading it again", offset, tp)
@@ -262,7 +265,13 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
         async for event in manual.events():
             m = event.message
             records, batch = records_of(m)
-            result = processor.handle_batch(m.topic, m.partition, records, read_state)
+            result = processor.handle_batch(m.topic, m.partition, records, read_state, cuts=batch is not None)
+            if result.cut_at is not None and batch is not None:
+                # A user holds as many conversions as it may: nothing of the partition's
+                # conversions is handed over until it is read again from the cut (`EventTime.cut`).
+                delivered.cut(batch.tp, result.cut_at)
+                if backpressure.cut(batch.tp) and app._consumer is not None:
+                    await pause_fetching(app._consumer, [batch.tp], [])
             # Outputs go out now (not at commit) and are acknowledged *before* the state that
             # records them is written: a crash in between redelivers the batch, which is judged
             # again on the state without it, giving the same bytes. See docs/reliability.md.
@@ -276,7 +285,11 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
             # are acknowledged, while the next batches are stepped on them (`pending`); then the
             # batch counts as handled and its event is acknowledged.
             await pending.submit(
-                m.partition, result.writes, result.deletes, sent, partial(_handled, manual, event, batch)
+                m.partition,
+                result.writes,
+                result.deletes,
+                sent,
+                partial(_handled, manual, event, batch, result.unhandled_from),
             )
 
     @app.agent(config_topic, concurrency=1)
@@ -320,10 +333,11 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
     return app
 
 
-async def _handled(manual: Any, event: Any, batch: RecordBatch | None) -> None:
-    """A batch's states are written: its offsets may be committed, its event is acknowledged."""
+async def _handled(manual: Any, event: Any, batch: RecordBatch | None, unhandled_from: int | None) -> None:
+    """A batch's states are written: the offsets of its records handled (all, or those below
+    `unhandled_from`) may be committed, its event is acknowledged."""
     if batch is not None:
-        batch.handled()
+        batch.handled(unhandled_from)
     await manual.ack(event)
 
 

@@ -18,7 +18,10 @@ Ordering and safety:
   seek) is left out of its batch, as Faust's drain loop drops it;
 * a batch counts as handled only when its agent says so (`RecordBatch.handled`), never through
   Faust's acknowledgement, which Faust also gives to events a stream skipped (those of a stale
-  generation after a rebalance). `commits` then commits past the batch's last offset.
+  generation after a rebalance). `commits` then commits past the batch's last offset;
+* a partition whose reading the agent cut at an offset (`Delivered.cut`: a user holding as many
+  conversions as it may) has nothing handed over until a fetch that starts there, after the
+  app has sought back to it: records fetched before the seek are not handed over twice.
 
 The replaced `getmany` keeps what Faust's does around the records: the wait for the next fetch,
 the active-partition filter, the flow and generation checks, the seek back while flow is stopped,
@@ -71,9 +74,12 @@ class RecordBatch(ConsumerMessage):
         self.offsets = [r.offset for r in records]
         self.delivered = delivered
 
-    def handled(self) -> None:
-        """Every record of the batch was handled: its offsets may be committed (`commits`)."""
-        self.delivered.handled(self.tp, self.offsets[0], self.offsets[-1])
+    def handled(self, before: int | None = None) -> None:
+        """Every record of the batch was handled, or every one below offset `before` (a batch
+        cut there): their offsets may be committed (`commits`)."""
+        last = self.offsets[-1] if before is None else before - 1
+        if last >= self.offsets[0]:
+            self.delivered.handled(self.tp, self.offsets[0], last)
 
 
 def records_of(message: Any) -> tuple[Sequence[Any], RecordBatch | None]:
@@ -131,8 +137,8 @@ async def _batches(consumer: Any, timeout: float, delivered: Delivered) -> Async
         read = read_offsets.get(tp)
         if read is not None and fetched and fetched[0].offset < read:
             fetched = [r for r in fetched if r.offset >= read]  # from before a seek back: dropped
-        if not fetched:
-            continue
+        if not fetched or not delivered.hand_over(tp, fetched[0].offset):
+            continue  # (fetched before a cut took effect: read again from the cut, `EventTime.cut`)
         track_end(tp, consumer.highwater(tp))
         yield tp, RecordBatch(tp, fetched, generation, delivered)
     if singles:

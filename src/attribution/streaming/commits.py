@@ -113,17 +113,44 @@ class Delivered:
         self.batched: dict[str, int] = {}  # topic -> its rank among the batched topics
         #: per partition of a batched topic: first offset -> last offset of each batch handled
         self.spans: defaultdict[Any, dict[int, int]] = defaultdict(dict)
+        #: per partition of a batched topic whose reading was cut (`EventTime.cut`): the offset it
+        #: is read again from; records fetched meanwhile, from elsewhere, are not handed over
+        self.cuts: dict[Any, int] = {}
         self._suspect: dict[Any, tuple[int, float]] = {}
         self._still: dict[Any, tuple[int, float]] = {}
 
     def reset(self, tp: Any, offset: int | None) -> None:
-        """Reading of `tp` (re)starts at `offset` (a seek)."""
+        """Reading of `tp` (re)starts at `offset` (a seek). What is known below it (batches
+        handled, offsets absent) stays known, so the offsets handled before the seek may still
+        be committed; a cut elsewhere is forgotten (a rebalance: reading starts over)."""
         self.base[tp] = offset
         self.last.pop(tp, None)
-        self.gaps.pop(tp, None)
-        self.spans.pop(tp, None)
+        gaps, spans = self.gaps.pop(tp, None), self.spans.pop(tp, None)
+        if offset is not None:
+            if gaps:
+                self.gaps[tp] = [g for g in gaps if g[1] <= offset]
+            if spans:
+                self.spans[tp] = {first: last for first, last in spans.items() if last < offset}
+        if self.cuts.get(tp) != offset:
+            self.cuts.pop(tp, None)
         self._suspect.pop(tp, None)
         self._still.pop(tp, None)
+
+    def cut(self, tp: Any, offset: int) -> None:
+        """Reading of `tp` was cut at `offset`: until a fetch starting there (after a seek back to
+        it), its fetched records are not handed to a stream (`batches`)."""
+        self.cuts[tp] = offset
+
+    def hand_over(self, tp: Any, first: int) -> bool:
+        """Whether records of `tp` fetched from `first` may be handed to a stream: always, unless
+        `tp` is cut elsewhere; the fetch starting at the cut ends it."""
+        cut = self.cuts.get(tp)
+        if cut is None:
+            return True
+        if first != cut:
+            return False
+        del self.cuts[tp]
+        return True
 
     def saw_batch(self, tp: Any, offsets: Sequence[int]) -> None:
         """The records at `offsets` (increasing) were handed to a stream as one batch: offsets

@@ -16,7 +16,9 @@ conversion whose timestamp a source has not passed may be judged without that so
 source is caught up and `hold_ms` has gone by since both the source caught up and the conversion
 arrived. While a source is behind, its conversions wait however long the backlog takes to drain;
 the number held is bounded by back-pressure instead (`over_limit`: the app stops fetching the
-partition's conversions until the touches catch up, see `flow`).
+partition's conversions until the touches catch up, see `flow`), per partition and per user: a
+conversion that would make its user hold more than `MAX_HELD_PER_USER` is not handled, and the
+partition's conversions are read again from it later (`cut`).
 
 The touch watermarks are not persisted. A worker that takes a partition over (a restart, a
 rebalance) starts from the committed offsets, and the watermarks are rebuilt from the touches it
@@ -49,6 +51,11 @@ TRACKED_SOURCES = (*LAG_SOURCES, "conversions")
 MAX_TOUCH_LEAD_MS = 10 * 60_000
 #: A tick not back after this long (seconds) is sent again (`EventTime.due_ticks`).
 TICK_RESEND_S = 5.0
+#: Conversions one user may hold. With the other bounds of a user's state (README, "How long a
+#: user's state is kept") the largest state record stays under the topics' `max.message.bytes`.
+#: A conversion read past it is not held: its partition's conversions are read again from it once
+#: the user holds half as many (`EventTime.cut`).
+MAX_HELD_PER_USER = 150
 
 
 @dataclass
@@ -67,6 +74,9 @@ class PartitionTime:
     next_offset: dict[str, int] = field(default_factory=dict)
     #: touch sources paused for running ahead of the conversions (`EventTime.pace`)
     paced: set[str] = field(default_factory=set)
+    #: (offset, user key): the first record of the conversions partition not handled, a conversion
+    #: of a user holding `MAX_HELD_PER_USER` (`EventTime.cut`); None when there is none
+    cut: tuple[int, bytes] | None = None
 
     @property
     def touch_watermark(self) -> int:
@@ -185,9 +195,47 @@ class EventTime:
         return len(pt.held) if pt is not None else 0
 
     def over_limit(self, partition: int) -> bool:
-        """True when the partition holds more conversions than `max_held`: stop fetching its
-        conversions (back-pressure) until this is False again."""
-        return self.held_count(partition) > self.max_held
+        """True when the partition holds more conversions than `max_held`, or its conversions were
+        cut at a user still holding more than half of `MAX_HELD_PER_USER`: stop fetching its
+        conversions (back-pressure) until this is False and `held_count` is at most half of
+        `max_held`."""
+        return self.held_count(partition) > self.max_held or self.cut_blocks(partition)
+
+    def cut(self, partition: int, offset: int, user_key: bytes) -> None:
+        """The conversion at `offset` of the partition's conversions would make `user_key` hold
+        more than `MAX_HELD_PER_USER`: it and the records after it are not handled now. The
+        caller stops fetching the partition; it is read again from `offset` once the user holds
+        at most half as many (`cut_blocks`), which only the touches (or the bounded wait) bring
+        about. Held conversions are bounded by pausing here too, never by judging early."""
+        pt = self.of(partition)
+        pt.cut = (offset, user_key)
+        pt.next_offset["conversions"] = offset
+
+    def cut_at(self, partition: int) -> int | None:
+        """The offset the partition's conversions were cut at, until it is read again."""
+        pt = self.partitions.get(partition)
+        return None if pt is None or pt.cut is None else pt.cut[0]
+
+    def read_again(self, partition: int, offset: int) -> bool:
+        """A batch of the partition's conversions starting at `offset` arrived: True to handle it.
+        While the partition is cut, a batch not starting at the cut was fetched before the cut
+        took effect: False, it is dropped (read again later, from the cut). The batch starting at
+        the cut ends the cut."""
+        pt = self.partitions.get(partition)
+        if pt is None or pt.cut is None:
+            return True
+        if offset != pt.cut[0]:
+            return False
+        pt.cut = None
+        return True
+
+    def cut_blocks(self, partition: int) -> bool:
+        """Whether the partition's cut user still holds more than half of `MAX_HELD_PER_USER`."""
+        pt = self.partitions.get(partition)
+        if pt is None or pt.cut is None:
+            return False
+        user = pt.cut[1]
+        return sum(1 for h in pt.held if h[2] == user) > MAX_HELD_PER_USER // 2
 
     def pop_through(self, partition: int, through: int) -> list[bytes]:
         """Users (in first-release order, without repeats) holding conversions at or before `through`."""
@@ -271,7 +319,8 @@ class EventTime:
                 f"partition {p}: {len(pt.held)} held from {pt.held[0][0]}; impressions at {pt.impressions}, "
                 f"clicks at {pt.clicks}, conversions at {pt.conversions}; caught up: {caught_up}; "
                 f"paced: {','.join(sorted(pt.paced)) or 'none'}; tick in flight since: {pt.tick_sent}; "
-                f"releasable through: {self.releasable_through(p, now)}"
+                f"releasable through: {self.releasable_through(p, now)}; "
+                f"conversions cut at: {'none' if pt.cut is None else pt.cut[0]}"
             )
         return lines
 

@@ -82,7 +82,7 @@ class Backpressure:
             if p not in self.paused and time.over_limit(p):
                 self.paused.add(p)
                 log.info("back-pressure: pausing %s (%d conversions held)", tp, held)
-            elif p in self.paused and held <= time.max_held // 2:
+            elif p in self.paused and held <= time.max_held // 2 and not time.cut_blocks(p):
                 self.paused.discard(p)
                 resume.append(tp)
                 log.info("back-pressure: resuming %s (%d conversions held)", tp, held)
@@ -103,6 +103,25 @@ class Backpressure:
             log.info("pacing: pausing %s, ahead of the conversions", sorted(started))
         self.paced = paced
         return pause, resume
+
+    def cut(self, tp: Any) -> bool:
+        """A conversions partition whose reading the events agent cut (`EventTime.cut`): paused
+        from now on, until `decide` resumes it. False when it was paused already."""
+        if tp.partition in self.paused:
+            return False
+        self.paused.add(tp.partition)
+        log.info("back-pressure: pausing %s (a user holds as many conversions as it may)", tp)
+        return True
+
+    def seeks(self, resume: Iterable[Any], time: EventTime) -> dict[Any, int]:
+        """Of the partitions to resume, the conversions partitions cut: tp -> the offset to seek
+        back to before resuming (records past it were fetched and not handled)."""
+        seeks = {}
+        for tp in resume:
+            offset = time.cut_at(tp.partition) if tp.topic == self.conversions else None
+            if offset is not None:
+                seeks[tp] = offset
+        return seeks
 
 
 def paused_in_client(consumer: Any) -> set[tuple[str, int]]:

@@ -16,7 +16,7 @@ users' state belongs to.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
@@ -40,7 +40,7 @@ from attribution.domain import (
 )
 from attribution.errors import InvalidHeader, InvalidJson, RecordError
 from attribution.settings import Settings
-from attribution.streaming.event_time import TRACKED_SOURCES, EventTime
+from attribution.streaming.event_time import MAX_HELD_PER_USER, TRACKED_SOURCES, EventTime
 from attribution.streaming.expiry import StateExpiry
 from attribution.streaming.topics import REKEY_TOPIC, TICK_TOPIC
 
@@ -53,10 +53,6 @@ StateGetter = Callable[[bytes], bytes | None]
 
 #: Header of a re-keyed record naming its original topic (default name).
 SOURCE_HEADER = "attribution-source"
-#: Conversions one user may hold (`event_time`); past it the earliest is judged at once. With the
-#: other bounds of a user's state (README, "How long a user's state is kept") the largest state
-#: record stays under the topics' `max.message.bytes`.
-MAX_HELD_PER_USER = 150
 
 
 @dataclass(slots=True)
@@ -70,6 +66,12 @@ class Result:
     partition: int = 0  # the input partition of the message (every write is to its users)
     #: users whose state expired (`expiry`): a tombstone each; never also in `writes`
     deletes: list[bytes] = field(default_factory=list)
+    #: the offset of the first record not handled (the batch was cut there, or dropped: fetched
+    #: after its partition's conversions were cut, see `EventTime.cut`); None when all were
+    unhandled_from: int | None = None
+    #: the offset the batch was cut at now: stop fetching the partition's conversions, read them
+    #: again from here once `EventTime.cut_blocks` is False; None when the batch was not cut
+    cut_at: int | None = None
     #: while records are handled: user key -> (state before the first change, latest state);
     #: encoded into `writes` once at the end, so a user changed by several records of a batch
     #: is encoded once
@@ -139,16 +141,31 @@ class Processor:
         return self.handle_batch(topic, partition, (_Message(key, value, offset, headers),), get_state)
 
     def handle_batch(
-        self, topic: str, partition: int, records: Iterable[ConsumedRecord], get_state: StateGetter
+        self,
+        topic: str,
+        partition: int,
+        records: Sequence[ConsumedRecord],
+        get_state: StateGetter,
+        cuts: bool = False,
     ) -> Result:
         """Decode, step, encode the records of one partition, in order, as `handle` would one by
-        one, into one `Result`: each user's last state, every output in record order."""
+        one, into one `Result`: each user's last state, every output in record order.
+
+        With `cuts` (a caller that can stop fetching the conversions partition and read it again
+        from an offset), a conversion that would make its user hold more than
+        `MAX_HELD_PER_USER` ends the batch there (`Result.cut_at`, `EventTime.cut`); without, the
+        user's earliest held conversion is judged at once instead."""
         result = Result(partition=partition)
         name = self.names.get(topic, topic)
+        if name == "conversions" and records and not self.time.read_again(partition, records[0].offset):
+            result.unhandled_from = records[0].offset  # fetched before the cut: read again later
+            return result
         handle = self._handle
         n = 0
         for r in records:
-            handle(name, topic, r, partition, get_state, result)
+            if not handle(name, topic, r, partition, get_state, result, cuts):
+                result.unhandled_from = result.cut_at = r.offset
+                break
             n += 1
         # Expiry once per batch, with the batch's budget of checks (`expiry`): as of its last record.
         self._expire(partition, get_state, result, n)
@@ -165,15 +182,23 @@ class Processor:
         result.changed.clear()
 
     def _handle(
-        self, name: str, topic: str, r: ConsumedRecord, partition: int, get_state: StateGetter, result: Result
-    ) -> None:
+        self,
+        name: str,
+        topic: str,
+        r: ConsumedRecord,
+        partition: int,
+        get_state: StateGetter,
+        result: Result,
+        cuts: bool = False,
+    ) -> bool:
+        """Handle one record into `result`; False when it was not (a cut: `handle_batch`)."""
         key, value, offset, headers = r.key, r.value, r.offset, r.headers
         if name == TICK_TOPIC:
             self.time.ticked(partition)
             through = self.time.releasable_through(partition, self.clock())
             if through is not None:
                 self._release(partition, through, get_state, result)
-            return
+            return True
         if name in TRACKED_SOURCES:
             self.time.saw_offset(partition, name, offset)  # how far this source is read (`event_time`)
         rekeyed = name == REKEY_TOPIC
@@ -187,14 +212,14 @@ class Processor:
         except RecordError as exc:
             result.sends.append(("dead-letters", key, encode(dead_letter(exc, topic, partition, offset, value))))
             result.labels.append(("dead_letter", exc.code))
-            return
+            return True
         assert not isinstance(record, (Pixel, LineItem))
         user_key = record.user_id.encode()
         if key != user_key and not rekeyed:
             # Mis-keyed, or a server-side conversion (keyed by anything; its user is the token's):
             # the user's state may live in another partition. Forward it keyed right.
             result.rekeys.append((user_key, value, [(SOURCE_HEADER, name.encode())]))
-            return
+            return True
         if isinstance(record, Touch):
             through = None if rekeyed else self.time.saw_touch(partition, record.kind, record.timestamp)
             if through is not None:
@@ -207,16 +232,23 @@ class Processor:
             state = self._state(user_key, get_state, result)
             new_state = hold(state, record, partition)
             if new_state is not state:
+                over = len(new_state.held) > MAX_HELD_PER_USER
+                if over and cuts and not rekeyed:
+                    # One user's state must stay a record the broker accepts: the conversions
+                    # partition is read again from here once the touches have released some.
+                    self.time.cut(partition, offset, user_key)
+                    return False
                 self.time.held(partition, record.timestamp, user_key, self.clock())
                 outputs: tuple[Output, ...] = ()
-                if len(new_state.held) > MAX_HELD_PER_USER:
-                    # One user's state must stay a record the broker accepts: past the cap, the
-                    # user's earliest held conversion is judged now, with the touches seen so far.
+                if over:
+                    # Without a cut (a re-keyed conversion, or a caller that cannot read again):
+                    # the user's earliest held conversion is judged now, with the touches seen so far.
                     earliest = min(conv.timestamp for conv, _ in new_state.held)
                     new_state, outputs = release(
                         new_state, earliest, self.config(), self.limits, self._horizon(partition), self.forgotten
                     )
                 self._emit(user_key, state, new_state, outputs, result)
+        return True
 
     def held_conversions(self) -> int:
         """Conversions held for event time on this worker now (a gauge of `/metrics`)."""
