@@ -78,7 +78,7 @@ class Settings:
     token_key_id: str = "k1"
     token_keys: str = field(default="", repr=False)  # secrets too
     replay_memory_mb: int = 128
-    state_cache: int = 20_000
+    state_cache: int = 100_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

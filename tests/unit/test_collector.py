@@ -13,11 +13,11 @@ import pytest
 from attribution.streaming.collector import Collector
 
 
-def fake_gc(calls: list[str]) -> Any:
+def fake_gc(calls: list[str], freed: int = 5000) -> Any:
     return SimpleNamespace(
         freeze=lambda: calls.append("freeze"),
         unfreeze=lambda: calls.append("unfreeze"),
-        collect=lambda: calls.append("collect"),
+        collect=lambda: calls.append("collect") or freed,  # objects freed
         get_freeze_count=lambda: 42,
     )
 
@@ -44,6 +44,28 @@ def test_a_full_collection_unfreezes_collects_then_freezes_again_once_per_interv
     assert collector.full_collections == 2
     i = calls.index("collect")
     assert calls[i - 1 : i + 2] == ["unfreeze", "collect", "freeze"]
+
+
+def test_full_collections_that_free_little_come_ever_more_rarely_and_one_that_frees_much_resets_that() -> None:
+    calls: list[str] = []
+    freed = iter([0, 999, 5000, 0, 0, 0])
+    gc = fake_gc(calls)
+    gc.collect = lambda: next(freed)
+    collector = Collector(freeze_every_s=1.0, full_every_s=5.0, full_every_max_s=12.0, gc=gc)
+    ran = [now for now in range(60) if collector.tick(float(now))]
+    # every 5 s at first; 0 freed: 10 s; 999 freed: 12 s (the longest); 5,000 freed: 5 s again
+    assert ran == [5, 15, 27, 32, 42, 54]
+    assert collector.interval_s == 12.0
+
+
+def test_a_full_collection_is_reported_with_its_pause_and_what_it_freed() -> None:
+    calls: list[str] = []
+    readings = iter([3.0, 3.25])
+    collector = Collector(
+        freeze_every_s=1.0, full_every_s=5.0, gc=fake_gc(calls), stopwatch=lambda: next(readings)
+    )  # frees 5,000
+    assert [collector.tick(float(now)) for now in range(7)] == [False] * 5 + [True, False]
+    assert (collector.last_full_ms, collector.last_full_freed) == (250.0, 5000)
 
 
 @pytest.fixture

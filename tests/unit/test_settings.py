@@ -61,7 +61,7 @@ def test_the_size_of_touches_read_ahead_is_a_setting_that_reaches_the_limits() -
 def test_the_decoded_states_a_worker_keeps_are_a_setting_of_zero_or_more_that_reaches_the_processor() -> None:
     from attribution.streaming.processor import Processor
 
-    assert Settings.from_env({}).state_cache == 20_000
+    assert Settings.from_env({}).state_cache == 100_000
     settings = Settings.from_env({"ATTRIBUTION_STATE_CACHE": "100000"})
     assert Processor(settings, {}, lambda: None).state_cache_size == 100_000  # type: ignore[arg-type,return-value]
     with pytest.raises(UsageError, match="ATTRIBUTION_STATE_CACHE=-1"):

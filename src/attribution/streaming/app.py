@@ -210,7 +210,13 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
 
     @app.timer(TICK_INTERVAL_S)  # type: ignore[untyped-decorator]
     async def tick() -> None:
-        collector.tick(processor.clock())
+        if collector.tick(processor.clock()):
+            log.info(
+                "collector: full collection of everything, %.0f ms, %d objects freed; next in %.0f s",
+                collector.last_full_ms,
+                collector.last_full_freed,
+                collector.interval_s,
+            )
         consumer = app._consumer
         if consumer is not None:
             for queue, topics in list(queues.values()):
