@@ -106,3 +106,82 @@ def test_any_relative_speed_of_the_topics_gives_replays_outcomes_for_heavy_users
     assert not wrong, (
         f"{len(wrong)} of {len(expected)} outcomes differ, e.g. {got.get(wrong[0])!r} vs {expected[wrong[0]]!r}"
     )
+
+
+def with_a_bot(evs: list[tuple[str, str, dict[str, Any]]], n: int = 400) -> list[tuple[str, str, dict[str, Any]]]:
+    """`evs` and `n` more conversions of its heaviest user, spread over the traffic's time, in order."""
+    user = Counter(v["user_id"] for _, _, v in evs).most_common(1)[0][0]
+    template = next(v for t, _, v in evs if t == "conversions")
+    start, end = evs[0][2]["timestamp"], evs[-1][2]["timestamp"]
+    bot = [
+        (
+            "conversions",
+            user,
+            {**template, "event_id": f"bot-{i}", "user_id": user, "timestamp": start + (end - start) * i // n},
+        )
+        for i in range(n)
+    ]
+    return sorted([*evs, *bot], key=lambda e: e[2]["timestamp"])  # stable: touches first at a tie, as replay
+
+
+def stream_outcomes_with_cuts(cfg: Config, evs: list[tuple[str, str, dict[str, Any]]], batch: int) -> dict[str, bytes]:
+    """The outcomes of the processor fed as the events agent and the consumer feed it when the
+    conversions are read far ahead of the touches: every conversion first, `batch` records at a
+    time, until a batch is cut (a user at its held bound); then that partition is paused and the
+    touches are read, a batch at a time, until the cut no longer blocks; then the conversions are
+    read again from the cut (a seek back), and so on."""
+    processor = Processor(Settings(hold_ms=3000), {t: t for t in EVENT_TOPICS}, lambda: cfg, clock=lambda: 0.0)
+    table: dict[bytes, bytes] = {}
+    got: dict[str, bytes] = {}
+    sentinels = [
+        (t, "sentinel", {**{"event_id": f"s-{t}", "user_id": "sentinel", "timestamp": FAR_FUTURE}, **TOUCH})
+        for t in ("impressions", "clicks")
+    ]
+    queues: dict[str, list[Consumed]] = {t: [] for t in EVENT_TOPICS}
+    for topic, key, value in [*evs, *sentinels]:
+        queues[topic].append(Consumed(key.encode(), orjson.dumps(value), len(queues[topic])))
+    position = dict.fromkeys(EVENT_TOPICS, 0)
+    cuts = 0
+
+    def feed(topic: str) -> None:
+        nonlocal cuts
+        records = queues[topic][position[topic] : position[topic] + batch]
+        result = processor.handle_batch(topic, 0, records, table.get, cuts=True)
+        position[topic] = records[-1].offset + 1 if result.unhandled_from is None else result.unhandled_from
+        cuts += result.cut_at is not None
+        table.update(result.writes)
+        for gone in result.deletes:
+            table.pop(gone, None)
+        for name, _, raw in result.sends:
+            if name in OUTCOMES:
+                cid = orjson.loads(raw)["conversion_id"]
+                assert cid not in got, f"{cid} judged twice"
+                got[cid] = raw
+
+    def left(topic: str) -> bool:
+        return position[topic] < len(queues[topic])
+
+    while any(left(t) for t in EVENT_TOPICS):
+        if left("conversions") and not processor.time.over_limit(0):
+            feed("conversions")
+        else:
+            for topic in ("impressions", "clicks"):
+                if left(topic):
+                    feed(topic)
+    assert cuts > 0  # the bot went over its bound: the path under test was taken
+    return got
+
+
+@pytest.mark.parametrize("batch", [7, 200])
+def test_conversions_read_far_ahead_of_the_touches_and_cut_at_a_users_held_bound_give_replays_outcomes(
+    batch: int,
+) -> None:
+    config, evs = traffic()
+    evs = with_a_bot(evs)
+    expected = replay_outcomes(config, evs)
+    got = stream_outcomes_with_cuts(fold(config), evs, batch)
+    wrong = [cid for cid in expected if got.get(cid) != expected[cid]]
+    assert not wrong, (
+        f"{len(wrong)} of {len(expected)} outcomes differ, e.g. {got.get(wrong[0])!r} vs {expected[wrong[0]]!r}"
+    )
+    assert set(got) == set(expected)
