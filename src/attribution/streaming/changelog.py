@@ -130,32 +130,26 @@ class TableWriter:
             records: list[tuple[bytes, bytes | None]] = [*writes.items(), *((key, None) for key in deletes)]
             if records:
                 for fut, first, count in await self.batches(topic, partition, records):
-                    self._track_batch(fut, records[first : first + count])
+                    self._track(fut, records[first : first + count])
             return
         send = self.send
         for key, value in writes.items():
-            self._track(await send(topic, key, value, partition, None, None), key, len(value))
+            self._track(await send(topic, key, value, partition, None, None), ((key, value),))
         for key in deletes:
-            self._track(await send(topic, key, None, partition, None, None), key, 0)
+            self._track(await send(topic, key, None, partition, None, None), ((key, None),))
 
-    def _track_batch(self, fut: asyncio.Future[Any], records: Records) -> None:
-        # A refused batch is named by its largest record (the one over a size limit, if any).
-        key, value = max(records, key=lambda r: len(r[1] or b""))
-        self._track(fut, key, len(value or b""), len(records) - 1)
-
-    def _track(self, fut: asyncio.Future[Any], key: bytes, size: int, last: int = 0) -> None:
+    def _track(self, fut: asyncio.Future[Any], records: Records) -> None:
         if self.unsettled is not None:
             self.unsettled.add(fut)
-        fut.add_done_callback(partial(self._written, key, size, last))
+        fut.add_done_callback(partial(self._written, records))
 
-    def _written(self, key: bytes, size: int, last: int, fut: asyncio.Future[Any]) -> None:
-        """A send done: `last` is the offset of its last record from the first's (a batch's)."""
-        if fut.cancelled():
-            self.failed(self.topic, key, size, asyncio.CancelledError())
-            return
-        exc = fut.exception()
+    def _written(self, records: Records, fut: asyncio.Future[Any]) -> None:
+        """A send of `records` (one, or a record batch's, in offset order) done."""
+        exc = asyncio.CancelledError() if fut.cancelled() else fut.exception()
         if exc is not None:
-            self.failed(self.topic, key, size, exc)
+            # A refused batch is named by its largest record (the one over a size limit, if any).
+            key, value = max(records, key=lambda r: len(r[1] or b""))
+            self.failed(self.topic, key, len(value or b""), exc)
             return
         metadata = fut.result()
-        self.table.data.set_persisted_offset(metadata.topic_partition, metadata.offset + last)
+        self.table.data.set_persisted_offset(metadata.topic_partition, metadata.offset + len(records) - 1)
