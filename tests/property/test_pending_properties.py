@@ -1,12 +1,13 @@
 """States written behind their outputs (`streaming.pending`) leave what waiting for each batch would:
 whatever order the broker acknowledges the batches' outputs in and however many are in flight, every
 read sees the batches submitted before it, the table ends as if each batch were written in turn,
-and no batch is written before its outputs are acknowledged or before an earlier batch."""
+and no batch is written before its outputs are acknowledged or before an earlier batch, nor
+reported handled before the changelog holds its states."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hypothesis import given, settings
@@ -41,21 +42,25 @@ async def _run(batches: list[dict[bytes, bytes | None]], acks: Any, depth: int, 
     handled: list[int] = []
     outputs: dict[int, asyncio.Future[None]] = {}
 
-    def writer(n: int) -> Any:
-        async def write(partition: int, writes: Mapping[bytes, bytes], deletes: Iterable[bytes]) -> None:
-            assert n in acked, f"batch {n} written before its outputs were acknowledged"
-            written.append(n)
-            table.update(writes)
-            for key in deletes:
-                table.pop(key, None)
+    changelog = dict(initial)  # the changelog as compaction keeps it: each key's last record
 
-        return write
+    def put(partition: int, writes: Mapping[bytes, bytes], deletes: Sequence[bytes]) -> None:
+        # The chain puts the batches in order: the number of the next one not yet put.
+        n = len(written)
+        assert n in acked, f"batch {n} written before its outputs were acknowledged"
+        written.append(n)
+        table.update(writes)
+        for key in deletes:
+            table.pop(key, None)
 
-    async def write(partition: int, writes: Mapping[bytes, bytes], deletes: Iterable[bytes]) -> None:
-        # The chain writes the batches in order: the number of the next one not yet written.
-        await writer(len(written))(partition, writes, deletes)
+    async def send(partition: int, records: Sequence[tuple[bytes, bytes | None]]) -> None:
+        for key, value in records:
+            if value is None:
+                changelog.pop(key, None)
+            else:
+                changelog[key] = value
 
-    pending = PendingStates(write, lambda exc: None, depth)
+    pending = PendingStates(put, send, lambda exc: None, depth)
 
     def ack_some() -> None:
         waiting = [n for n, f in outputs.items() if not f.done()]
@@ -71,6 +76,8 @@ async def _run(batches: list[dict[bytes, bytes | None]], acks: Any, depth: int, 
         outputs[n] = asyncio.get_running_loop().create_future()
 
         async def done(n: int = n) -> None:
+            # Reported handled (its offsets committable) only once the changelog holds its states.
+            assert changelog == table, f"batch {n} done before its states were sent"
             handled.append(n)
 
         submitting = asyncio.ensure_future(pending.submit(0, writes, deletes, [outputs[n]], done))
@@ -94,6 +101,7 @@ async def _run(batches: list[dict[bytes, bytes | None]], acks: Any, depth: int, 
     assert written == list(range(len(batches)))
     assert handled == list(range(len(batches)))
     assert table == expected
+    assert changelog == expected
     for key in KEYS:
         assert pending.get(table.get, key) == expected.get(key)
     assert len(pending) == 0

@@ -1,10 +1,12 @@
 """The events agent's states in flight (`streaming.pending`): written behind their batch's outputs,
-in the batches' order, read back until then, and never past a failed batch."""
+in the batches' order, read back until then, and never past a failed batch; the batches queued
+together are written as one group, each key sent to the changelog once with its last value."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+import contextvars
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -13,24 +15,30 @@ from attribution.streaming.pending import PendingStates
 
 
 class Table:
-    """The users table as the chain writes it, with a log of what happened in which order."""
+    """The users table as the chain writes it (store, then changelog), with a log of what happened
+    in which order."""
 
     def __init__(self, log: list[Any]) -> None:
         self.data: dict[bytes, bytes] = {}
+        self.changelog: list[tuple[int, bytes, bytes | None]] = []
         self.log = log
 
-    async def write(self, partition: int, writes: Mapping[bytes, bytes], deletes: Iterable[bytes] = ()) -> None:
-        self.log.append(("write", partition, dict(writes), list(deletes)))
+    def put(self, partition: int, writes: Mapping[bytes, bytes], deletes: Sequence[bytes]) -> None:
+        self.log.append(("put", partition, dict(writes), list(deletes)))
         self.data.update(writes)
         for key in deletes:
             self.data.pop(key, None)
+
+    async def send(self, partition: int, records: Sequence[tuple[bytes, bytes | None]]) -> None:
+        self.log.append(("send", partition, list(records)))
+        self.changelog.extend((partition, key, value) for key, value in records)
 
 
 def chain(depth: int = 16) -> tuple[PendingStates, Table, list[Any], list[BaseException]]:
     log: list[Any] = []
     table = Table(log)
     failures: list[BaseException] = []
-    return PendingStates(table.write, failures.append, depth), table, log, failures
+    return PendingStates(table.put, table.send, failures.append, depth), table, log, failures
 
 
 def done(log: list[Any], name: str) -> Any:
@@ -60,7 +68,7 @@ async def test_a_batch_is_written_only_once_its_outputs_are_acknowledged() -> No
 
     output.set_result(None)
     await settle()
-    assert log == [("write", 0, {b"u1": b"s1"}, []), ("done", "a")]
+    assert log == [("put", 0, {b"u1": b"s1"}, []), ("send", 0, [(b"u1", b"s1")]), ("done", "a")]
 
 
 async def test_the_next_batch_reads_the_states_of_a_batch_in_flight_and_deletes_read_as_absent() -> None:
@@ -90,9 +98,11 @@ async def test_batches_are_written_in_submit_order_even_when_later_outputs_are_a
     first.set_result(None)
     await settle()
     assert log == [
-        ("write", 0, {b"u": b"one"}, []),
+        ("put", 0, {b"u": b"one"}, []),
+        ("put", 1, {b"u": b"two"}, []),
+        ("send", 0, [(b"u", b"one")]),
+        ("send", 1, [(b"u", b"two")]),
         ("done", "a"),
-        ("write", 1, {b"u": b"two"}, []),
         ("done", "b"),
     ]
     assert table.data == {b"u": b"two"}
@@ -176,4 +186,93 @@ async def test_a_batch_without_outputs_is_written_after_the_batches_before_it() 
 
 def test_a_chain_needs_a_depth_of_at_least_one() -> None:
     with pytest.raises(ValueError, match="depth"):
-        PendingStates(Table([]).write, print, depth=0)
+        PendingStates(Table([]).put, Table([]).send, print, depth=0)
+
+
+async def test_batches_queued_together_send_each_key_once_with_its_last_value() -> None:
+    pending, table, log, _ = chain()
+    await pending.submit(0, {b"u": b"one", b"v": b"one"}, [], [], done(log, "a"))
+    await pending.submit(0, {b"u": b"two"}, [b"v"], [], done(log, "b"))
+    await pending.submit(1, {b"w": b"one"}, [], [], done(log, "c"))
+    await pending.drain()
+
+    assert [entry for entry in log if entry[0] == "send"] == [
+        ("send", 0, [(b"u", b"two"), (b"v", None)]),
+        ("send", 1, [(b"w", b"one")]),
+    ]
+    assert table.data == {b"u": b"two", b"w": b"one"}
+    assert [entry for entry in log if entry[0] == "done"] == [("done", "a"), ("done", "b"), ("done", "c")]
+
+
+async def test_a_batch_ready_is_sent_and_done_without_waiting_for_the_outputs_of_the_next() -> None:
+    pending, _, log, _ = chain()
+    later = sent()
+    await pending.submit(0, {b"u": b"one"}, [], [], done(log, "a"))
+    await pending.submit(0, {b"v": b"two"}, [], [later], done(log, "b"))
+    await settle()
+
+    assert log == [("put", 0, {b"u": b"one"}, []), ("send", 0, [(b"u", b"one")]), ("done", "a")]
+    later.set_result(None)
+    await pending.drain()
+    assert log[-1] == ("done", "b")
+
+
+CURRENT: contextvars.ContextVar[str] = contextvars.ContextVar("current", default="none")
+
+
+async def test_each_batch_is_put_in_the_context_it_was_submitted_in() -> None:
+    seen: list[str] = []
+
+    def put(partition: int, writes: Mapping[bytes, bytes], deletes: Sequence[bytes]) -> None:
+        seen.append(CURRENT.get())  # a RocksDB store reads the Faust event being handled so
+
+    async def send(partition: int, records: Sequence[tuple[bytes, bytes | None]]) -> None:
+        pass
+
+    pending = PendingStates(put, send, print)
+    for name in ("first", "second"):
+        CURRENT.set(name)
+        await pending.submit(0, {b"u": name.encode()}, [], [], done([], name))
+    CURRENT.set("none")
+    await pending.drain()
+
+    assert seen == ["first", "second"]
+
+
+async def test_a_failed_output_lets_the_batches_before_it_be_written_and_none_after() -> None:
+    pending, table, log, failures = chain()
+    first, failing, last = sent(), sent(), sent()
+    await pending.submit(0, {b"a": b"1"}, [], [first], done(log, "a"))
+    await pending.submit(0, {b"b": b"1"}, [], [failing], done(log, "b"))
+    await pending.submit(0, {b"c": b"1"}, [], [last], done(log, "c"))
+
+    error = RuntimeError("the broker refused an output")
+    last.set_result(None)
+    failing.set_exception(error)
+    first.set_result(None)
+    await settle()
+
+    assert [entry for entry in log if entry[0] == "done"] == [("done", "a")]
+    assert table.data == {b"a": b"1"}
+    assert table.changelog == [(0, b"a", b"1")]
+    assert failures == [error]
+    with pytest.raises(RuntimeError, match="refused"):
+        await pending.drain()
+
+
+async def test_a_failed_changelog_send_stops_the_chain_before_its_batches_are_done() -> None:
+    log: list[Any] = []
+    table = Table(log)
+    failures: list[BaseException] = []
+
+    async def refused(partition: int, records: Sequence[tuple[bytes, bytes | None]]) -> None:
+        raise RuntimeError("the producer is closed")
+
+    pending = PendingStates(table.put, refused, failures.append)
+    await pending.submit(0, {b"a": b"1"}, [], [], done(log, "a"))
+    await settle()
+
+    assert [entry for entry in log if entry[0] == "done"] == []
+    assert [str(f) for f in failures] == ["the producer is closed"]
+    with pytest.raises(RuntimeError, match="closed"):
+        await pending.submit(0, {b"b": b"1"}, [], [], done(log, "b"))

@@ -162,7 +162,11 @@ def create_app(settings: Settings, middlewares: Sequence[Any] = ()) -> faust.App
     writer = writer_for(users)
     # The events agent's states in flight, written behind their outputs' acknowledgements; a
     # failed batch stops the worker as an agent crash does.
-    pending = PendingStates(writer.write, lambda exc: asyncio.ensure_future(app.crash(exc)))
+    pending = PendingStates(
+        lambda _, writes, deletes: writer.put(writes, deletes),
+        writer.send_records,
+        lambda exc: asyncio.ensure_future(app.crash(exc)),
+    )
     # Full collections of the garbage collector skip what survived the timer's last tick (`collector`).
     collector = Collector()
     #: Per agent taking batches, its stream's queue and topics, once the agent runs (`tick`).

@@ -118,25 +118,33 @@ class TableWriter:
     async def write(self, partition: int, writes: Mapping[bytes, bytes], deletes: Iterable[bytes] = ()) -> None:
         """Set each key of `writes` to its value and delete each key of `deletes` (keys of
         `partition`), in the store at once and in the changelog as the producer sends them."""
+        deletes = list(deletes)
+        self.put(writes, deletes)
+        await self.send_records(partition, [*writes.items(), *((key, None) for key in deletes)])
+
+    def put(self, writes: Mapping[bytes, bytes], deletes: Iterable[bytes] = ()) -> None:
+        """The store's half of `write`: synchronous, so a RocksDB store can be given the Faust event
+        of the batch (its context) the writes belong to."""
         store = self.table.data
         for key, value in writes.items():
             store[key] = value
-        deletes = list(deletes)
         for key in deletes:
             with contextlib.suppress(KeyError):  # not in the store: the changelog still gets it
                 del store[key]
+
+    async def send_records(self, partition: int, records: Records) -> None:
+        """The changelog's half of `write`: (key, value or None for a tombstone) records of
+        `partition`, in order, handed to the producer (not awaited: the commit waits for them)."""
+        if not records:
+            return
         topic = self.topic
         if self.batches is not None:
-            records: list[tuple[bytes, bytes | None]] = [*writes.items(), *((key, None) for key in deletes)]
-            if records:
-                for fut, first, count in await self.batches(topic, partition, records):
-                    self._track(fut, records[first : first + count])
+            for fut, first, count in await self.batches(topic, partition, records):
+                self._track(fut, records[first : first + count])
             return
         send = self.send
-        for key, value in writes.items():
+        for key, value in records:
             self._track(await send(topic, key, value, partition, None, None), ((key, value),))
-        for key in deletes:
-            self._track(await send(topic, key, None, partition, None, None), ((key, None),))
 
     def _track(self, fut: asyncio.Future[Any], records: Records) -> None:
         if self.unsettled is not None:
