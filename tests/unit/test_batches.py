@@ -14,7 +14,7 @@ from faust.transport.consumer import Consumer
 from attribution.contract import EVENT_TOPICS
 from attribution.streaming import batches, commits
 from attribution.streaming.app import BATCH_ORDER
-from attribution.streaming.batches import RecordBatch, patch_consumer
+from attribution.streaming.batches import JOIN_MAX_RECORDS, RecordBatch, patch_consumer, records_of
 from attribution.streaming.commits import LOST_AFTER_S, STALLED_AFTER_S, Delivered, next_commit
 from attribution.streaming.topics import INTERNAL_TOPICS, TICK_TOPIC
 from attribution.streaming.tuning import fetch_again
@@ -288,6 +288,7 @@ async def test_after_a_cut_only_the_fetch_starting_at_the_cut_is_handed_over_and
     [(_, batch)] = await fetch(consumer)
     assert batch.offsets == [4, 5, 6]
     assert delivered.cuts == {}
+    records_of(batch)  # the agent takes it
     consumer.fetched = {EVENTS: records(EVENTS, 9)}
     assert len(await fetch(consumer)) == 1
 
@@ -423,3 +424,68 @@ def test_a_stalled_partition_is_put_back_in_fausts_fetch_set() -> None:
     fetch_again(consumer, EVENTS)
     assert consumer._buffered_partitions == set()
     assert active == {EVENTS}
+
+
+# --- a fetch joins its partition's batch still waiting in the queue ---------------------------------
+
+
+async def test_records_fetched_while_their_partitions_batch_waits_in_the_queue_join_it() -> None:
+    delivered = delivered_for("impressions")
+    consumer = FakeConsumer({EVENTS: records(EVENTS, 4, 5)}, delivered)
+    [(_, batch)] = await fetch(consumer)
+    consumer.fetched = {EVENTS: records(EVENTS, 6, 8)}
+
+    assert await fetch(consumer) == []  # nothing new queued: the waiting batch grew
+    assert batch.offsets == [4, 5, 6, 8]
+    assert [r.offset for r in batch.records] == [4, 5, 6, 8]
+    assert batch.offset == 8  # Faust's fields: the last record's
+    assert consumer._read_offset[EVENTS] == 8  # as Faust's drain loop sets it after a hand-over
+    assert delivered.last[EVENTS] == 8
+    assert delivered.gaps[EVENTS] == [(7, 8)]  # the hole inside the joined records: absent
+
+    records_of(batch)
+    batch.handled()
+    assert delivered.spans[EVENTS] == {4: 8}
+
+
+async def test_a_batch_its_agent_has_taken_is_not_joined() -> None:
+    delivered = delivered_for("impressions")
+    consumer = FakeConsumer({EVENTS: records(EVENTS, 4, 5)}, delivered)
+    [(_, first)] = await fetch(consumer)
+    assert records_of(first) == (first.records, first)
+    consumer.fetched = {EVENTS: records(EVENTS, 6)}
+
+    [(_, second)] = await fetch(consumer)
+    assert first.offsets == [4, 5]
+    assert second.offsets == [6]
+    assert delivered.waiting == {EVENTS: second}
+
+
+async def test_a_batch_of_another_generation_or_at_its_size_limit_is_not_joined() -> None:
+    delivered = delivered_for("impressions")
+    consumer = FakeConsumer({EVENTS: records(EVENTS, 4)}, delivered)
+    [(_, old)] = await fetch(consumer)
+    consumer.app.consumer_generation_id = 4  # a rebalance
+    consumer.fetched = {EVENTS: records(EVENTS, 5)}
+    [(_, fresh)] = await fetch(consumer)
+    assert (old.offsets, fresh.offsets) == ([4], [5])
+
+    consumer.fetched = {EVENTS: records(EVENTS, *range(6, 6 + JOIN_MAX_RECORDS))}
+    [(_, full)] = await fetch(consumer)
+    assert fresh.offsets == [5]
+    assert len(full.offsets) == JOIN_MAX_RECORDS
+
+
+async def test_a_seek_or_a_cut_leaves_the_waiting_batch_as_it_is() -> None:
+    delivered = delivered_for("impressions")
+    consumer = FakeConsumer({EVENTS: records(EVENTS, 4, 5)}, delivered)
+    [(_, batch)] = await fetch(consumer)
+    delivered.reset(EVENTS, 9)  # reading starts over elsewhere
+    consumer.fetched = {EVENTS: records(EVENTS, 9)}
+    [(_, after_seek)] = await fetch(consumer)
+    assert (batch.offsets, after_seek.offsets) == ([4, 5], [9])
+
+    delivered.cut(EVENTS, 10)
+    consumer.fetched = {EVENTS: records(EVENTS, 10)}  # the fetch starting at the cut
+    [(_, after_cut)] = await fetch(consumer)
+    assert (after_seek.offsets, after_cut.offsets) == ([9], [10])

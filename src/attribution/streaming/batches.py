@@ -21,7 +21,17 @@ Ordering and safety:
   generation after a rebalance). `commits` then commits past the batch's last offset;
 * a partition whose reading the agent cut at an offset (`Delivered.cut`: a user holding as many
   conversions as it may) has nothing handed over until a fetch that starts there, after the
-  app has sought back to it: records fetched before the seek are not handed over twice.
+  app has sought back to it: records fetched before the seek are not handed over twice;
+* records fetched while their partition's last batch still waits in the stream's queue (no agent
+  has it yet: `records_of` marks it taken) join that batch (`RecordBatch.join`, up to
+  `JOIN_MAX_RECORDS`), in the same generation and past its last offset; a seek or a cut of the
+  partition starts a new batch. So a busy agent gets fewer, larger batches, while the queue stays
+  short and the fetching goes on: Faust stops fetching a partition whose stream's queue is full
+  and waits for it to drain to less than half, which held live records back some 100 ms at
+  12,000 events/s (BENCHMARKS.md, "One writer for the states in flight, batches that grow while
+  they wait"). A partition's records stay in offset order; between topics the order may change
+  (a conversion fetched after a touch may now be handled first), which event time allows: a
+  conversion waits for the touches of its partition to pass it however they are read.
 
 The replaced `getmany` keeps what Faust's does around the records: the wait for the next fetch,
 the active-partition filter, the flow and generation checks, the seek back while flow is stopped,
@@ -43,6 +53,11 @@ from attribution.streaming.commits import SUPPORTED_FAUST, Delivered
 
 log = logging.getLogger(__name__)
 
+#: Records a batch still waiting in its stream's queue may grow to by joining the next fetches of
+#: its partition (`RecordBatch.join`). Past it a new batch is queued, and a queue that fills up
+#: stops the fetching, as Faust does.
+JOIN_MAX_RECORDS = 2000
+
 
 class RecordBatch(ConsumerMessage):
     """The records fetched for one partition (`records`, in offset order), as one message.
@@ -50,7 +65,7 @@ class RecordBatch(ConsumerMessage):
     Faust's fields are those of the last record (its `offset` is what Faust's drain loop compares
     with the read offset); `key` is None and `value` empty, so the raw codecs pass them through."""
 
-    __slots__ = ("delivered", "offsets", "records")
+    __slots__ = ("delivered", "offsets", "records", "taken")
 
     def __init__(self, tp: Any, records: list[Any], generation_id: int | None, delivered: Delivered) -> None:
         last = records[-1]
@@ -73,6 +88,31 @@ class RecordBatch(ConsumerMessage):
         self.records = records
         self.offsets = [r.offset for r in records]
         self.delivered = delivered
+        #: An agent has its records (`records_of`): nothing joins it any more.
+        self.taken = False
+
+    def joinable(self, generation_id: int | None, fetched: Sequence[Any]) -> bool:
+        """Whether the records `fetched` next for this batch's partition may join it: it still
+        waits in its stream's queue, in the current generation, past its last offset, and stays
+        within `JOIN_MAX_RECORDS`."""
+        return (
+            not self.taken
+            and self.generation_id == generation_id
+            and fetched[0].offset > self.offsets[-1]
+            and len(self.records) + len(fetched) <= JOIN_MAX_RECORDS
+        )
+
+    def join(self, fetched: Sequence[Any]) -> list[int]:
+        """Append the records `fetched` next for this batch's partition; returns their offsets.
+        Faust's fields become those of the new last record, as for a batch made of them all."""
+        offsets = [r.offset for r in fetched]
+        self.records.extend(fetched)
+        self.offsets.extend(offsets)
+        last = fetched[-1]
+        self.offset = last.offset
+        if last.timestamp is not None:
+            self.timestamp = last.timestamp / 1000.0
+        return offsets
 
     def handled(self, before: int | None = None) -> None:
         """Every record of the batch was handled, or every one below offset `before` (a batch
@@ -86,6 +126,10 @@ def records_of(message: Any) -> tuple[Sequence[Any], RecordBatch | None]:
     """The records an agent's event carries, and the batch to report handled: a `RecordBatch`'s
     records, or the one record Faust handed over singly (its test context does)."""
     if isinstance(message, RecordBatch):
+        message.taken = True
+        waiting, tp = message.delivered.waiting, message.tp
+        if waiting.get(tp) is message:
+            del waiting[tp]
         return message.records, message
     return (message,), None
 
@@ -140,7 +184,15 @@ async def _batches(consumer: Any, timeout: float, delivered: Delivered) -> Async
         if not fetched or not delivered.hand_over(tp, fetched[0].offset):
             continue  # (fetched before a cut took effect: read again from the cut, `EventTime.cut`)
         track_end(tp, consumer.highwater(tp))
-        yield tp, RecordBatch(tp, fetched, generation, delivered)
+        waiting = delivered.waiting.get(tp)
+        if waiting is not None and waiting.joinable(generation, fetched):
+            # The partition's batch still waits for its agent: the records join it, as Faust's
+            # drain loop would have handed them over after it (`read_offsets`, `saw_batch`).
+            delivered.saw_batch(tp, waiting.join(fetched))
+            read_offsets[tp] = fetched[-1].offset
+            continue
+        batch = delivered.waiting[tp] = RecordBatch(tp, fetched, generation, delivered)
+        yield tp, batch
     if singles:
         to_message = consumer._to_message
         for tp, record in consumer.scheduler.iterate(singles):

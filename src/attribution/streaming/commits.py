@@ -116,6 +116,9 @@ class Delivered:
         #: per partition of a batched topic whose reading was cut (`EventTime.cut`): the offset it
         #: is read again from; records fetched meanwhile, from elsewhere, are not handed over
         self.cuts: dict[Any, int] = {}
+        #: per partition of a batched topic: its last batch while it waits in its stream's queue
+        #: (no agent has its records yet): the next fetched records join it (`batches`)
+        self.waiting: dict[Any, Any] = {}
         self._suspect: dict[Any, tuple[int, float]] = {}
         self._still: dict[Any, tuple[int, float]] = {}
 
@@ -125,6 +128,7 @@ class Delivered:
         be committed; a cut elsewhere is forgotten (a rebalance: reading starts over)."""
         self.base[tp] = offset
         self.last.pop(tp, None)
+        self.waiting.pop(tp, None)  # records read from elsewhere start a batch of their own
         gaps, spans = self.gaps.pop(tp, None), self.spans.pop(tp, None)
         if offset is not None:
             if gaps:
@@ -140,6 +144,7 @@ class Delivered:
         """Reading of `tp` was cut at `offset`: until a fetch starting there (after a seek back to
         it), its fetched records are not handed to a stream (`batches`)."""
         self.cuts[tp] = offset
+        self.waiting.pop(tp, None)
 
     def hand_over(self, tp: Any, first: int) -> bool:
         """Whether records of `tp` fetched from `first` may be handed to a stream: always, unless
