@@ -23,7 +23,7 @@ Ordering and safety:
   conversions as it may) has nothing handed over until a fetch that starts there, after the
   app has sought back to it: records fetched before the seek are not handed over twice;
 * records fetched while their partition's last batch still waits in the stream's queue (no agent
-  has it yet: `records_of` marks it taken) join that batch (`RecordBatch.join`, up to
+  has it yet: `records_of` takes it out of `Delivered.waiting`) join that batch (`RecordBatch.join`, up to
   `JOIN_MAX_RECORDS`), in the same generation and past its last offset; a seek or a cut of the
   partition starts a new batch. So a busy agent gets fewer, larger batches, while the queue stays
   short and the fetching goes on: Faust stops fetching a partition whose stream's queue is full
@@ -65,7 +65,7 @@ class RecordBatch(ConsumerMessage):
     Faust's fields are those of the last record (its `offset` is what Faust's drain loop compares
     with the read offset); `key` is None and `value` empty, so the raw codecs pass them through."""
 
-    __slots__ = ("delivered", "offsets", "records", "taken")
+    __slots__ = ("delivered", "offsets", "records")
 
     def __init__(self, tp: Any, records: list[Any], generation_id: int | None, delivered: Delivered) -> None:
         last = records[-1]
@@ -88,16 +88,13 @@ class RecordBatch(ConsumerMessage):
         self.records = records
         self.offsets = [r.offset for r in records]
         self.delivered = delivered
-        #: An agent has its records (`records_of`): nothing joins it any more.
-        self.taken = False
 
     def joinable(self, generation_id: int | None, fetched: Sequence[Any]) -> bool:
-        """Whether the records `fetched` next for this batch's partition may join it: it still
-        waits in its stream's queue, in the current generation, past its last offset, and stays
-        within `JOIN_MAX_RECORDS`."""
+        """Whether the records `fetched` next for this batch, its partition's `Delivered.waiting`
+        one (still in its stream's queue), may join it: in the current generation, past its last
+        offset, and within `JOIN_MAX_RECORDS`."""
         return (
-            not self.taken
-            and self.generation_id == generation_id
+            self.generation_id == generation_id
             and fetched[0].offset > self.offsets[-1]
             and len(self.records) + len(fetched) <= JOIN_MAX_RECORDS
         )
@@ -126,7 +123,7 @@ def records_of(message: Any) -> tuple[Sequence[Any], RecordBatch | None]:
     """The records an agent's event carries, and the batch to report handled: a `RecordBatch`'s
     records, or the one record Faust handed over singly (its test context does)."""
     if isinstance(message, RecordBatch):
-        message.taken = True
+        # An agent has its records: nothing joins it any more.
         waiting, tp = message.delivered.waiting, message.tp
         if waiting.get(tp) is message:
             del waiting[tp]
