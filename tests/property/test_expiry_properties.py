@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from attribution.domain import EMPTY, Config, Conversion, Limits, Output, Touch, UserState, expires_at, step
-from attribution.domain.state import compact
+from attribution.domain.state import compact, latest_use, latest_use_floor
 from helpers import DAY, HOUR, MINUTE, T0, line_item, link, pixel
 
 USERS = ("a", "b", "c")
@@ -97,3 +97,24 @@ def test_dropping_what_expired_from_a_state_never_changes_an_output(
     config, limits, events = world
 
     assert run(config, limits, events, delete=False, compacting=True) == run(config, limits, events, delete=False)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(world=worlds())
+def test_the_expiry_written_with_a_state_is_never_after_its_latest_use(
+    world: tuple[Config, Limits, list[Touch | Conversion]],
+) -> None:
+    """The floor the stream writes for the index rebuilt after recovery: looked at early is fine,
+    late would keep an expired user; exact while the state holds no touches."""
+    config, limits, events = world
+    users: dict[str, UserState] = {}
+    for event in events:
+        state, _ = step(users.get(event.user_id, EMPTY), event, config, limits)
+        users[event.user_id] = state
+        floor, exact = latest_use_floor(state, config.retention, limits), latest_use(state, config.retention, limits)
+        assert floor <= exact
+        if not state.touches:
+            assert floor == exact
+        else:
+            newest = state.touches[-1]
+            assert floor >= newest.timestamp + config.retention.of(newest.kind)

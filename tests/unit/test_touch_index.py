@@ -92,3 +92,28 @@ def test_a_user_with_few_touches_has_a_light_index_without_counts() -> None:
     assert state._index is not None
     assert state._index.keys is None
     assert state._index.ids is None
+
+
+@pytest.mark.parametrize("touches", [3, 300], ids=["light", "indexed"])
+def test_touches_ahead_that_the_horizon_reaches_evict_their_line_items_oldest_as_the_full_prune_does(
+    touches: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Line item 199 holds its cap of impressions (2) behind the horizon; two more arrive ahead of
+    # it, then a touch whose horizon has reached them: each settles in place, evicting the oldest.
+    state = heavy_user(touches)
+    at = T0 + touches * MINUTE
+    for i in range(4):
+        horizon = None if i < 2 else at  # the first two behind (the watermark), then two ahead
+        state = add_touch(state, impression(timestamp=at + (i + 1) * MINUTE, line_item_id=199), LIMITS, horizon)
+    assert sum(t.line_item_id == 199 for t in state.touches) == 4
+    later = impression(timestamp=at + 10 * MINUTE, line_item_id=101)
+    expected = add_touch(plain(state), later, LIMITS)
+
+    def full_prune(*args: object, **kwargs: object) -> object:
+        raise AssertionError("the full prune ran")
+
+    monkeypatch.setattr(state_module, "_prune_touches", full_prune)
+    settled = add_touch(state, later, LIMITS)
+
+    assert settled == expected
+    assert [t.timestamp for t in settled.touches if t.line_item_id == 199] == [at + 3 * MINUTE, at + 4 * MINUTE]

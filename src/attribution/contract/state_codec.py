@@ -9,8 +9,9 @@ auction_id, campaign_id, imp_type]`, an order `[pixel_id, order_id, timestamp]`,
 is `[event_id, pixel_id, timestamp, value, order_id, other, tag, auction_id]` (auction_id null but
 for a server-side conversion). The user id is the table key and is not repeated inside.
 
-`expires` is the state's `domain.state.latest_use` when it was written (the event time after which
-nothing in it but held conversions can change an answer) and `partition` the input partition the
+`expires` is at or before the state's `domain.state.latest_use` when it was written (the event
+time after which nothing in it but held conversions can change an answer; the stream writes
+`latest_use_floor`, which does not walk the touches) and `partition` the input partition the
 state belongs to (its changelog partition); they come first so that the expiry index reads them
 from the bytes without decoding (`read_index`). Older states are still read: version 3 (no tied
 touches), version 2 (no orders, held conversions without auction_id) and version 1 (no expires nor

@@ -471,6 +471,23 @@ def latest_use(state: UserState, retention: Retention, limits: Limits) -> int:
         if t.timestamp + longest <= latest:
             break
         latest = max(latest, t.timestamp + (click if t.kind == "click" else view))
+    return _latest_id_use(state, latest, limits)
+
+
+def latest_use_floor(state: UserState, retention: Retention, limits: Limits) -> int:
+    """A time at or before `latest_use`, in time that does not grow with the touches a user holds:
+    the newest touch counts its own kind's retention, older ones are not looked at (an older click
+    can outlive a newer impression). Exact for a state without touches."""
+    touches = state.touches
+    if not touches:
+        return latest_use(state, retention, limits)
+    newest = touches[-1]
+    latest = newest.timestamp + (retention.click_ms if newest.kind == "click" else retention.view_ms)
+    return _latest_id_use(state, latest, limits)
+
+
+def _latest_id_use(state: UserState, latest: int, limits: Limits) -> int:
+    """`latest`, or later when a dedup id, an order id or a repeat counter of `state` outlives it."""
     if state.processed:
         latest = max(latest, max(ts for _, ts in state.processed) + limits.dedup_retention_ms)
     if state.counted:

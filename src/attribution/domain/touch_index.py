@@ -204,11 +204,15 @@ def _settle(index: TouchIndex, horizon: int, retention: Retention) -> tuple[Touc
         return None
     tied: Tied = ()
     while behind < len(touches) and touches[behind].timestamp <= horizon:
+        # The first touch ahead, added where it already is: the tuples are rebuilt only when the
+        # caps evict a touch.
         t = touches[behind]
-        rest = (*touches[:behind], *touches[behind + 1 :])
-        ids = None if index.ids is None else (*index.ids[:behind], *index.ids[behind + 1 :])
         added = _add_behind(
-            TouchIndex(rest, index.limits, horizon, behind, index.keys, index.groups, ids), t, horizon, retention
+            TouchIndex(touches, index.limits, horizon, behind, index.keys, index.groups, index.ids),
+            t,
+            horizon,
+            retention,
+            in_place=True,
         )
         if added is None or (tied and added[2]):
             return None
@@ -220,17 +224,20 @@ def _settle(index: TouchIndex, horizon: int, retention: Retention) -> tuple[Touc
 
 
 def _add_behind(
-    index: TouchIndex, touch: Touch, horizon: int, retention: Retention
+    index: TouchIndex, touch: Touch, horizon: int, retention: Retention, in_place: bool = False
 ) -> tuple[tuple[Touch, ...], TouchIndex, Tied] | None:
-    """`add` for a touch at or before `horizon`, the index settled as of `horizon`."""
+    """`add` for a touch at or before `horizon`, the index settled as of `horizon` but for the
+    touch itself when `in_place` (`_settle`: `touch` is `index.touches[index.behind]`, the first
+    touch ahead, which the horizon has reached)."""
     touches, behind, limits = index.touches, index.behind, index.limits
     ts = touch.timestamp
     if ts < horizon - retention.of(touch.kind):
         return None  # dropped at once by the full prune
     if behind and touches[behind - 1].timestamp > ts:
         return None  # out of order: not the newest at or before the horizon
+    after = behind + 1 if in_place else behind  # where the touches after the new one start
     if index.keys is None or index.groups is None or index.ids is None:
-        return _add_light(index, touch, horizon)
+        return _add_light(index, touch, horizon, after)
     line_item = index.keys.get(touch.line_item_id, ())
     kind, advertiser = touch.kind, touch.advertiser_id
     same = [t for t in line_item if t.kind == kind and t.advertiser_id == advertiser]
@@ -240,8 +247,8 @@ def _add_behind(
         count = index.groups.get(group, 0)
         if count >= limits.max_touches or behind >= limits.max_user_touches:
             return None
-        new = (*touches[:behind], touch, *touches[behind:])
-        ids = (*index.ids[:behind], touch.event_id, *index.ids[behind:])
+        new = touches if in_place else (*touches[:behind], touch, *touches[behind:])
+        ids = index.ids if in_place else (*index.ids[:behind], touch.event_id, *index.ids[behind:])
         keys[touch.line_item_id] = (*line_item, touch)
         groups = index.groups.copy()
         groups[group] = count + 1
@@ -256,8 +263,8 @@ def _add_behind(
     j = bisect_left(touches, old.timestamp, 0, behind, key=_timestamp)
     while touches[j] is not old:
         j += 1
-    new = (*touches[:j], *touches[j + 1 : behind], touch, *touches[behind:])
-    ids = (*index.ids[:j], *index.ids[j + 1 : behind], touch.event_id, *index.ids[behind:])
+    new = (*touches[:j], *touches[j + 1 : behind], touch, *touches[after:])
+    ids = (*index.ids[:j], *index.ids[j + 1 : behind], touch.event_id, *index.ids[after:])
     keys[touch.line_item_id] = (*(t for t in line_item if t is not old), touch)
     tied: Tied = ((old.kind, old.event_id, old.timestamp),) if old.timestamp == kept[0].timestamp else ()
     return new, TouchIndex(new, limits, horizon, behind, keys, index.groups, ids), tied
@@ -268,8 +275,11 @@ def _light(touches: tuple[Touch, ...], index: TouchIndex, horizon: int) -> Touch
     return TouchIndex(touches, index.limits, horizon, index.behind, None, None, None)
 
 
-def _add_light(index: TouchIndex, touch: Touch, horizon: int) -> tuple[tuple[Touch, ...], TouchIndex, Tied] | None:
-    """`add` for a light index: the same rules, counting the few touches at or before the horizon."""
+def _add_light(
+    index: TouchIndex, touch: Touch, horizon: int, after: int
+) -> tuple[tuple[Touch, ...], TouchIndex, Tied] | None:
+    """`add` for a light index: the same rules, counting the few touches at or before the horizon
+    (`after`: where the touches after the new one start, `_add_behind`)."""
     touches, behind, limits = index.touches, index.behind, index.limits
     line_item, kind, advertiser = touch.line_item_id, touch.kind, touch.advertiser_id
     same: list[Touch] = []
@@ -283,14 +293,14 @@ def _add_light(index: TouchIndex, touch: Touch, horizon: int) -> tuple[tuple[Tou
     if len(same) < limits.per_line_item:
         if count >= limits.max_touches or behind >= limits.max_user_touches:
             return None
-        new = (*touches[:behind], touch, *touches[behind:])
+        new = touches if after > behind else (*touches[:behind], touch, *touches[behind:])
         behind += 1
     elif len(same) == limits.per_line_item and same:
         old = same[0]  # the line item's oldest goes (see `add`)
         j = 0
         while touches[j] is not old:
             j += 1
-        new = (*touches[:j], *touches[j + 1 : behind], touch, *touches[behind:])
+        new = (*touches[:j], *touches[j + 1 : behind], touch, *touches[after:])
         kept = same[1] if len(same) > 1 else touch
         if old.timestamp == kept.timestamp:
             tied = ((old.kind, old.event_id, old.timestamp),)

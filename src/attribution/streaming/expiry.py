@@ -23,8 +23,9 @@ the expiry work together, BENCHMARKS.md "Cost of the guards"). A user written by
 record is looked at again `HELD_RECHECK_MS` later. Each
 check is bounded per call (`CHECKS_PER_EVENT`), so deletion work per event stays small whatever
 the backlog of expired users; entries that come due faster than that are simply deleted a little
-later. The index is rebuilt from the table after recovery, reading each state's expiry and
-partition from the first bytes of its encoded form (`contract.state_codec.read_index`).
+later. The index is rebuilt from the table after recovery, reading each state's expiry (a floor of it,
+`domain.state.latest_use_floor`: a user looked at early is looked at again later) and partition
+from the first bytes of its encoded form (`contract.state_codec.read_index`).
 
 `StateExpiry` is the stream's side (encoded states, the processor's `Result`); offline `replay`
 uses `ExpiryIndex` directly on its map of decoded states. Nothing here imports Faust.
@@ -36,7 +37,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from attribution.contract.state_codec import decode_state, encode_state, has_held
 from attribution.domain import EMPTY, Config, Limits, UserState
-from attribution.domain.state import latest_use
+from attribution.domain.state import latest_use_floor
 from attribution.expiry_index import CHECKS_PER_EVENT, HELD, ExpiryIndex, due_state, first_look
 
 
@@ -58,7 +59,9 @@ class StateExpiry:
         """The encoded new state of a user, indexed when it is the user's first (`before` is
         `EMPTY`: nothing for this user in the table)."""
         retention = self.config().retention
-        expires = latest_use(state, retention, self.limits)
+        # For the index rebuilt after recovery, which may look at a user early (it is looked at
+        # again), never late: a floor, since the exact time walks every touch on every write.
+        expires = latest_use_floor(state, retention, self.limits)
         if before is EMPTY or (before.held and not state.held and key in self.held):
             self.held.discard(key)
             self.index.add(partition, key, first_look(state, retention, self.limits))
