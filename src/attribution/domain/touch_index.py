@@ -189,8 +189,11 @@ def add(
         ids = (*index.ids[:i], touch.event_id, *index.ids[i:])
         return new, TouchIndex(new, limits, horizon, behind, index.keys, index.groups, ids), tied
     added = _add_behind(index, touch, horizon, retention)
-    if added is None or (tied and added[2]):
-        return None  # two ties at once: their order in `UserState.tied` is the full prune's to set
+    if added is None or (tied and len(added[0]) == len(touches)):
+        # A tie recorded while settling, then an eviction (a touch added at the same length): it
+        # may evict the touch the first tied with, which undoes that tie, or tie again, whose
+        # order in `UserState.tied` is the full prune's to set.
+        return None
     return added[0], added[1], tied or added[2]
 
 
@@ -198,7 +201,7 @@ def _settle(index: TouchIndex, horizon: int, retention: Retention) -> tuple[Touc
     """`index` as of a later `horizon` that touches ahead have reached: each of them, oldest first,
     settled as an in-order touch (`_add_behind`, which evicts what the full prune evicts); None
     when the full prune is needed (the horizon moved back, a touch expired, a cap the index does
-    not apply, more than one tie)."""
+    not apply, an eviction after a tie)."""
     touches, behind = index.touches, index.behind
     if horizon < index.horizon or _any_expired(touches, horizon, retention):
         return None
@@ -214,8 +217,8 @@ def _settle(index: TouchIndex, horizon: int, retention: Retention) -> tuple[Touc
             retention,
             in_place=True,
         )
-        if added is None or (tied and added[2]):
-            return None
+        if added is None or (tied and len(added[0]) < len(touches)):
+            return None  # an eviction after a tie: the full prune decides (see `add`)
         touches, index, tied = added[0], added[1], tied or added[2]
         behind = index.behind
     if index.horizon != horizon:
