@@ -71,7 +71,7 @@ class ConfigCache:
         self._raw: dict[tuple[str, int], bytes] = {}
         self._written: dict[tuple[str, int], int] = {}
         #: (default topic, partition, offset) -> what the config agent must do about that record
-        self.notes: dict[tuple[str, int, int], list[Note]] = {}
+        self.notes: collections.OrderedDict[tuple[str, int, int], list[Note]] = collections.OrderedDict()
         #: (default topic, note kind) -> notes the config agent acted on (for /metrics)
         self.counted: collections.Counter[tuple[str, str]] = collections.Counter()
 
@@ -125,7 +125,7 @@ class ConfigCache:
             return  # not from the topic (a one-off load): nobody acts on it
         self.notes.setdefault((topic, partition, offset), []).append(note)
         if len(self.notes) > MAX_NOTES:
-            del self.notes[next(iter(self.notes))]
+            self.notes.popitem(last=False)  # the oldest (a dict would scan the slots drops emptied)
 
     def take_notes(self, topic: str, partition: int, offset: int) -> list[Note]:
         """The notes of one record (default topic name), once: the config agent acts on them."""
