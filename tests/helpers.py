@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from attribution.contract import decode
 from attribution.domain import (
     DEFAULT_LIMITS,
     EMPTY,
@@ -115,6 +116,21 @@ def config(pixels: Iterable[Pixel] | None = None, line_items: Iterable[LineItem]
         [pixel()] if pixels is None else pixels,
         [line_item()] if line_items is None else line_items,
     )
+
+
+def fold_config(records: Iterable[tuple[str, str, dict[str, Any] | None]]) -> Config:
+    """The config that `(topic, key, value)` records of the pixels and line-items topics leave, in
+    order (None deletes): what `attribution.synth.config_records` describes."""
+    pixels: dict[int, Any] = {}
+    line_items: dict[int, Any] = {}
+    for topic, key, value in records:
+        table = pixels if topic == "pixels" else line_items
+        if value is None:
+            table.pop(int(key), None)
+        else:
+            record = decode(topic, orjson.dumps(value))
+            table[record.id] = record  # type: ignore[union-attr]
+    return Config(pixels, line_items)
 
 
 # --- running the engine -----------------------------------------------------------------------

@@ -32,6 +32,7 @@ from helpers import (
     click_json,
     config,
     conversion_json,
+    fold_config,
     impression_json,
     line_item_json,
     pixel,
@@ -652,20 +653,10 @@ def test_a_user_holding_too_many_conversions_has_the_earliest_judged_at_once_whe
 def _synthetic_results(state_cache: int) -> list[tuple[Any, ...]]:
     """Every result of a processor with `state_cache` decoded states over the same synthetic
     traffic (100 users, 2,000 events, one partition), in batches of 7 records."""
-    from attribution.contract import decode
-    from attribution.domain import LineItem, Pixel
     from attribution.synth import TrafficSpec, config_records, events
 
     spec = TrafficSpec(users=100, events=2_000, seed=5)
-    pixels: dict[int, Pixel] = {}
-    line_items: dict[int, LineItem] = {}
-    for name, _, value in config_records(spec):
-        record = decode(name, orjson.dumps(value)) if value is not None else None
-        if isinstance(record, Pixel):
-            pixels[record.id] = record
-        elif isinstance(record, LineItem):
-            line_items[record.id] = record
-    cfg = Config(pixels, line_items)
+    cfg = fold_config(config_records(spec))
     processor = Processor(
         Settings(state_cache=state_cache), {n: n for n in EVENT_TOPICS}, lambda: cfg, clock=lambda: 0.0
     )

@@ -10,12 +10,12 @@ from typing import Any, NamedTuple
 import orjson
 import pytest
 
-from attribution.contract import decode
 from attribution.domain import Config
 from attribution.replay import replay
 from attribution.settings import Settings
 from attribution.streaming.processor import Processor
 from attribution.synth import TrafficSpec, config_records, events
+from helpers import fold_config
 
 EVENT_TOPICS = ("impressions", "clicks", "conversions")
 OUTCOMES = ("attributed-conversions", "unattributed-conversions")
@@ -31,19 +31,6 @@ def replay_outcomes(config: list[Any], evs: list[Any]) -> dict[str, bytes]:
     lines = [orjson.dumps({"topic": t, "key": k, "value": v}) for t, k, v in (*config, *evs)]
     out = replay(lines).outputs
     return {orjson.loads(v)["conversion_id"]: v for t in OUTCOMES for v in out[t]}
-
-
-def fold(config: list[Any]) -> Config:
-    pixels: dict[int, Any] = {}
-    line_items: dict[int, Any] = {}
-    for topic, key, value in config:
-        table = pixels if topic == "pixels" else line_items
-        if value is None:
-            table.pop(int(key), None)
-        else:
-            record = decode(topic, orjson.dumps(value))
-            table[record.id] = record  # type: ignore[union-attr]
-    return Config(pixels, line_items)
 
 
 class Consumed(NamedTuple):
@@ -101,7 +88,7 @@ def test_any_relative_speed_of_the_topics_gives_replays_outcomes_for_heavy_users
     conversions = [e for e in evs if e[0] == "conversions"]
     arranged = {"in_order": evs, "touches_first": touches + conversions, "conversions_first": conversions + touches}
     expected = replay_outcomes(config, evs)
-    got = stream_outcomes(fold(config), arranged[order], batch)
+    got = stream_outcomes(fold_config(config), arranged[order], batch)
     wrong = [cid for cid in expected if got.get(cid) != expected[cid]]
     assert not wrong, (
         f"{len(wrong)} of {len(expected)} outcomes differ, e.g. {got.get(wrong[0])!r} vs {expected[wrong[0]]!r}"
@@ -179,7 +166,7 @@ def test_conversions_read_far_ahead_of_the_touches_and_cut_at_a_users_held_bound
     config, evs = traffic()
     evs = with_a_bot(evs)
     expected = replay_outcomes(config, evs)
-    got = stream_outcomes_with_cuts(fold(config), evs, batch)
+    got = stream_outcomes_with_cuts(fold_config(config), evs, batch)
     wrong = [cid for cid in expected if got.get(cid) != expected[cid]]
     assert not wrong, (
         f"{len(wrong)} of {len(expected)} outcomes differ, e.g. {got.get(wrong[0])!r} vs {expected[wrong[0]]!r}"

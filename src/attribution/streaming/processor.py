@@ -124,7 +124,7 @@ class Processor:
         #: (`forget_states`, `rebuild`): another worker may have written the users meanwhile.
         #: An OrderedDict, not a dict: dropping a dict's first key (`next(iter(d))`) scans past the
         #: slots its earlier drops left empty, some 25 µs per new user once 100,000 are cached
-        #: (27% of a live worker's CPU, BENCHMARKS.md); the linked order drops it at once.
+        #: (27% of the samples of a worker at 16,500 events/s, BENCHMARKS.md); the linked order drops it at once.
         self._decoded: OrderedDict[bytes, UserState] = OrderedDict()
         #: decoded states kept (least recently used dropped; `ATTRIBUTION_STATE_CACHE`)
         self.state_cache_size = settings.state_cache
